@@ -53,7 +53,7 @@ def test_emitted_tokens_follow_target_conditionals(k):
     Every (depth, prefix) bucket with at least 2,000 samples gets a chi-square goodness-of-fit
     test at significance 1e-3 / (number of buckets). Power: the depth-1 bucket (N = 200,000)
     detects a total-variation error of 0.01 with probability 0.99, and every bucket tested
-    (>= 2,000 samples) one of 0.1 (Bonferroni-corrected levels); the test asserts these from the actual counts.
+    (>= 2,000 samples) one of 0.1 (Bonferroni-corrected levels); asserted from the counts.
     """
     p_tree, _, x, n, t = _simulate(k, seed=10 + k)
     emitted = np.concatenate([x, np.zeros((N, 1), np.int32)], axis=1)
@@ -183,7 +183,8 @@ def test_rows_use_independent_randomness():
     keys = jax.random.split(jax.random.key(7), 6)
     n, t = accept_reject(p, q, x, keys)
     for row in range(6):
-        n1, t1 = accept_reject(p[row : row + 1], q[row : row + 1], x[row : row + 1], keys[row : row + 1])
+        one = slice(row, row + 1)
+        n1, t1 = accept_reject(p[one], q[one], x[one], keys[one])
         assert (int(n1[0]), int(t1[0])) == (int(n[row]), int(t[row]))
     outcomes = {(int(a), int(b)) for a, b in itertools.product(n, t)}
     assert len(outcomes) > 1
