@@ -1,0 +1,150 @@
+"""T5's multi-head dot-product attention, split so that cached decoding can reuse its pieces.
+
+``project_kv`` and ``attend`` are the two halves of ``__call__``: cached decoding projects the
+encoder output once (cross-attention keys and values live in the cache) and attends new
+queries against cached keys. As in T5, logits are not scaled by 1/sqrt(H): the scale is folded
+into the query kernel's initialiser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from spec_decode.t5.layers import DenseGeneral
+
+# A masked logit: large enough that exp() underflows to exactly 0 next to any real logit.
+MASKED_LOGIT = -1e10
+
+_ATTENTION_INIT = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+
+
+def _query_init(head_dim: int) -> nn.initializers.Initializer:
+    def init(key, shape, dtype=jnp.float32):
+        return _ATTENTION_INIT(key, shape, dtype) / jnp.sqrt(head_dim).astype(dtype)
+
+    return init
+
+
+class MultiHeadDotProductAttention(nn.Module):
+    """Attention with T5X's ``query``, ``key``, ``value`` [D, N*H] and ``out`` [N*H, D] kernels.
+
+    Attributes:
+      num_heads: N.
+      head_dim: H.
+      features: D, the width of the inputs and of the output.
+      dtype: activation dtype.
+      dropout_rate: dropout of the attention weights (broadcast over queries), when asked for.
+      float32_logits: compute q.k and the softmax input in float32.
+    """
+
+    num_heads: int
+    head_dim: int
+    features: int
+    dtype: Any = jnp.float32
+    dropout_rate: float = 0.0
+    float32_logits: bool = False
+
+    def setup(self):
+        def projection(init):
+            return DenseGeneral(
+                (self.num_heads, self.head_dim),
+                dtype=self.dtype,
+                kernel_init=init,
+                kernel_axes=("embed", "joined_kv"),
+            )
+
+        self.query = projection(_query_init(self.head_dim))
+        self.key = projection(_ATTENTION_INIT)
+        self.value = projection(_ATTENTION_INIT)
+        self.out = DenseGeneral(
+            self.features,
+            num_input_axes=2,
+            dtype=self.dtype,
+            kernel_init=_ATTENTION_INIT,
+            kernel_axes=("joined_kv", "embed"),
+        )
+
+    def __call__(
+        self,
+        inputs_q: jax.Array,
+        inputs_kv: jax.Array,
+        mask: jax.Array | None = None,
+        bias: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """inputs_q [B, Q, D], inputs_kv [B, Kk, D] -> [B, Q, D].
+
+        mask: broadcastable to [B, 1, Q, Kk], nonzero where a query may attend to a key.
+        bias: broadcastable to [B, N, Q, Kk], added to the logits (relative positions).
+        """
+        key, value = self.project_kv(inputs_kv)
+        return self.attend(inputs_q, key, value, mask, bias, deterministic)
+
+    def project_kv(self, inputs_kv: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """inputs_kv [B, Kk, D] -> keys and values [B, Kk, N, H]."""
+        return self.key(inputs_kv), self.value(inputs_kv)
+
+    def attend(
+        self,
+        inputs_q: jax.Array,
+        key: jax.Array,
+        value: jax.Array,
+        mask: jax.Array | None = None,
+        bias: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """inputs_q [B, Q, D] against projected key, value [B, Kk, N, H] -> [B, Q, D]."""
+        query = self.query(inputs_q)  # [B, Q, N, H]
+        attention_bias = None
+        if mask is not None:
+            attention_bias = jnp.where(mask > 0, 0.0, MASKED_LOGIT).astype(self.dtype)
+        if bias is not None:
+            attention_bias = bias if attention_bias is None else attention_bias + bias
+        dropout_rng = None
+        if not deterministic and self.dropout_rate > 0:
+            dropout_rng = self.make_rng("dropout")
+        x = dot_product_attention(
+            query,
+            key,
+            value,
+            attention_bias,
+            dropout_rng=dropout_rng,
+            dropout_rate=self.dropout_rate,
+            dtype=self.dtype,
+            float32_logits=self.float32_logits,
+        )  # [B, Q, N, H]
+        return self.out(x)
+
+
+def dot_product_attention(
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    bias: jax.Array | None,
+    dropout_rng: jax.Array | None = None,
+    dropout_rate: float = 0.0,
+    dtype: Any = jnp.float32,
+    float32_logits: bool = False,
+) -> jax.Array:
+    """softmax(q.k + bias) v: query [B, Q, N, H], key, value [B, Kk, N, H] -> [B, Q, N, H].
+
+    Dropout (when ``dropout_rng`` is given) drops whole key columns for all queries of a head,
+    as T5 does.
+    """
+    if float32_logits:
+        query = query.astype(jnp.float32)
+        key = key.astype(jnp.float32)
+    logits = jnp.einsum("bqnh,bknh->bnqk", query, key)  # [B, N, Q, Kk]
+    if bias is not None:
+        logits = logits + bias.astype(logits.dtype)
+    weights = jax.nn.softmax(logits).astype(dtype)
+    if dropout_rng is not None:
+        keep_prob = 1.0 - dropout_rate
+        keep_shape = (*weights.shape[:-2], 1, weights.shape[-1])
+        keep = jax.random.bernoulli(dropout_rng, keep_prob, keep_shape)
+        weights = weights * (keep.astype(dtype) / jnp.asarray(keep_prob, dtype))
+    return jnp.einsum("bnqk,bknh->bqnh", weights, value)
