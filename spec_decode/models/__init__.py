@@ -1,0 +1,5 @@
+"""Models implementing the contract in ``spec_decode.contract``."""
+
+from spec_decode.models.llama import LlamaCache, LlamaConfig, LlamaLM
+
+__all__ = ["LlamaCache", "LlamaConfig", "LlamaLM"]
