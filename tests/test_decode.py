@@ -13,9 +13,7 @@ V = 12
 TARGET, DRAFT = ToyLM(V), ToyLM(V)
 TARGET_PARAMS = TARGET.init(jax.random.key(1))
 # A draft near the target, so rounds see every number of acceptances.
-DRAFT_PARAMS = jax.tree.map(
-    lambda a, b: a + 0.7 * b, TARGET_PARAMS, DRAFT.init(jax.random.key(2))
-)
+DRAFT_PARAMS = jax.tree.map(lambda a, b: a + 0.7 * b, TARGET_PARAMS, DRAFT.init(jax.random.key(2)))
 PROMPTS = jnp.array([[3, 4, 5, 6, 7], [7, 8, 0, 0, 0], [1, 0, 0, 0, 0], [2, 9, 9, 4, 0]])
 LENGTHS = jnp.array([5, 2, 1, 4])
 KEYS = jax.random.split(jax.random.key(42), 4)
