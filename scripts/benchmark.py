@@ -1,0 +1,144 @@
+"""Time autoregressive vs speculative decoding of the same models in one process.
+
+    python scripts/benchmark.py --smoke --out /tmp/bench            # tiny random models, CPU
+    python scripts/benchmark.py --target smollm2 --drafts neural,prompt-lookup \
+        --gammas 1,2,3,4,5,6,7,8 --batches 1,4,16,64 --temperatures 0,1 --out results/
+
+Writes results.json (one record per configuration), best_gamma.json, results.md and PNG plots
+(speedup against gamma with the Theorem 3.8 curve; speedup against batch size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+from tqdm import tqdm
+
+from spec_decode.bench import BenchConfig, measure_cost_ratio, measure_pair
+from spec_decode.bench.report import write
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", default="smollm2", choices=["smollm2", "tiny"])
+    parser.add_argument("--drafts", default="neural,prompt-lookup")
+    parser.add_argument("--gammas", type=_ints, default=_ints("1,2,3,4,5,6,7,8"))
+    parser.add_argument("--batches", type=_ints, default=_ints("1,4,16,64"))
+    parser.add_argument("--temperatures", type=_floats, default=_floats("0,1"))
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    parser.add_argument("--gguf", default=None, help="path of the SmolLM2 GGUF file")
+    parser.add_argument("--out", default="benchmark_results")
+    parser.add_argument("--smoke", action="store_true", help="tiny models, a few configurations")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.target, args.drafts = "tiny", "tiny"
+        args.gammas, args.batches, args.temperatures = [1, 3], [1, 2], [1.0]
+        args.max_new_tokens, args.repeats, args.dtype = 12, 1, "float32"
+    for name in ("gammas", "batches"):
+        if not getattr(args, name) or min(getattr(args, name)) < 1:
+            parser.error(f"--{name}={getattr(args, name)} is not allowed: integers >= 1")
+    return args
+
+
+def _tiny_models():
+    from spec_decode.models import LlamaConfig, LlamaLM
+
+    def make(layers, dim, seed):
+        config = LlamaConfig(
+            vocab_size=64, num_layers=layers, emb_dim=dim, num_heads=4, num_kv_heads=2,
+            head_dim=8, mlp_dim=2 * dim, max_length=256,
+        )  # fmt: skip
+        model = LlamaLM(config)
+        return model, model.init(jax.random.key(seed))
+
+    target, target_params = make(2, 64, 0)
+    draft, draft_params = make(1, 32, 1)
+    prompts = jax.random.randint(jax.random.key(2), (64, 8), 2, 64)
+    return target, target_params, {"tiny": (draft, draft_params)}, prompts, None
+
+
+def _smollm2_models(args, names):
+    from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
+
+    target, target_params = load_smollm2(dtype=getattr(jnp, args.dtype), path=args.gguf)
+    tokenizer = load_smollm2_tokenizer(path=args.gguf)
+    drafts = {}
+    for name in names:
+        drafts[name] = _smollm2_draft(name, target, target_params)
+    from spec_decode.training.data import held_out_prompts
+
+    texts = held_out_prompts()[:64]
+    ids = [tokenizer.chat([{"role": "user", "content": t}]) for t in texts]
+    width = max(len(x) for x in ids)
+    prompts = jnp.array([x + [tokenizer.pad_id] * (width - len(x)) for x in ids], jnp.int32)
+    lengths = jnp.array([len(x) for x in ids], jnp.int32)
+    return target, target_params, drafts, (prompts, lengths), tokenizer.eos_id
+
+
+def _smollm2_draft(name, target, target_params):
+    if name == "prompt-lookup":
+        from spec_decode.drafts import PromptLookupDraft
+
+        return PromptLookupDraft(target.vocab_size), None
+    if name == "neural":
+        from spec_decode.training import load_smollm2_draft
+
+        return load_smollm2_draft(target_params)
+    raise SystemExit(f"--drafts: unknown draft {name!r}: expected neural or prompt-lookup")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    names = [n for n in args.drafts.split(",") if n]
+    if args.target == "tiny":
+        target, target_params, drafts, prompts, eos_id = _tiny_models()
+        if "prompt-lookup" in names:
+            from spec_decode.drafts import PromptLookupDraft
+
+            drafts["prompt-lookup"] = (PromptLookupDraft(target.vocab_size), None)
+        lengths = None
+    else:
+        target, target_params, drafts, (prompts, lengths), eos_id = _smollm2_models(args, names)
+    records = []
+    grid = list(itertools.product(names, args.batches, args.temperatures, args.gammas))
+    costs: dict[tuple, float] = {}
+    for name, batch, temperature, gamma in tqdm(grid, desc="configurations", file=sys.stderr):
+        draft, draft_params = drafts[name]
+        if (name, batch) not in costs:
+            costs[(name, batch)] = measure_cost_ratio(
+                target, target_params, draft, draft_params, batch
+            )[0]
+        rows = jnp.arange(batch) % prompts.shape[0]
+        record = measure_pair(
+            target, target_params, draft, draft_params, prompts[rows],
+            None if lengths is None else lengths[rows],
+            BenchConfig(gamma, batch, temperature, args.max_new_tokens, args.repeats),
+            cost_ratio=costs[(name, batch)], eos_id=eos_id,
+        )  # fmt: skip
+        record.update(target=args.target, draft=name)
+        records.append(record)
+    out = pathlib.Path(args.out)
+    write(records, out)
+    print((out / "results.md").read_text())
+    print(json.dumps({"device": str(jax.devices()[0]), "records": len(records)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""Measuring decoders: timing, acceptance, cost ratio, and the paper's predictions beside them."""
+
+from spec_decode.bench.measure import (
+    BenchConfig,
+    analytic_alpha,
+    measure_cost_ratio,
+    measure_pair,
+    time_call,
+)
+
+__all__ = ["BenchConfig", "analytic_alpha", "measure_cost_ratio", "measure_pair", "time_call"]

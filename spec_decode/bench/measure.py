@@ -1,0 +1,124 @@
+"""One benchmark record: autoregressive vs speculative, same models, same process.
+
+Timing excludes compilation and warm-up (each decoder runs once first), blocks until results
+are ready, and reports the median over repeats. Tokens per second count generated tokens only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spec_decode import theory
+from spec_decode.decode import autoregressive_decode, speculative_decode
+from spec_decode.sampling import SamplingConfig, adjusted_probs
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    gamma: int
+    batch: int
+    temperature: float
+    max_new_tokens: int = 64
+    repeats: int = 3
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
+    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up run; last output."""
+    out = jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def measure_cost_ratio(target, target_params, draft, draft_params, batch: int, repeats=20):
+    """c = time of one draft step / time of one target step (jitted extend, K = 1, batch B).
+
+    Both caches hold 64 positions of context, so attention over the cache is part of a step.
+    """
+
+    def step_time(model, params):
+        cache = model.init_cache(params, batch, 128)
+        extend = jax.jit(model.extend)
+        _, cache = extend(params, jnp.ones((batch, 64), jnp.int32), cache)
+        token = jnp.ones((batch, 1), jnp.int32)
+        seconds, _ = time_call(lambda: extend(params, token, cache)[0], repeats)
+        return seconds
+
+    target_s, draft_s = step_time(target, target_params), step_time(draft, draft_params)
+    return draft_s / target_s, target_s, draft_s
+
+
+def analytic_alpha(target, target_params, draft, draft_params, sequences, sampling) -> float:
+    """Mean over positions of sum_x min(p(x), q(x)) along given sequences [B, T]."""
+    sequences = jnp.asarray(sequences, jnp.int32)
+    batch, length = sequences.shape
+
+    def probs(model, params):
+        cache = model.init_cache(params, batch, length)
+        logits, _ = model.extend(params, sequences, cache)
+        return adjusted_probs(logits, sampling)
+
+    p = jax.jit(probs, static_argnums=0)(target, target_params)
+    q = jax.jit(probs, static_argnums=0)(draft, draft_params)
+    return float(jnp.mean(jnp.sum(jnp.minimum(p, q), axis=-1)))
+
+
+def measure_pair(
+    target, target_params, draft, draft_params, prompts, prompt_lengths, config: BenchConfig,
+    *, cost_ratio: float, eos_id=None, seed: int = 0,
+) -> dict:  # fmt: skip
+    """Time both decoders on the same prompts [B, P]; return one record (see BENCHMARKS.md)."""
+    sampling = SamplingConfig(temperature=config.temperature)
+    keys = jax.random.split(jax.random.key(seed), prompts.shape[0])
+    common = dict(max_new_tokens=config.max_new_tokens, sampling=sampling, eos_id=eos_id)
+    ar_s, ar = time_call(
+        lambda: autoregressive_decode(
+            target, target_params, prompts, prompt_lengths, keys, **common
+        ),
+        config.repeats,
+    )
+    sd_s, sd = time_call(
+        lambda: speculative_decode(
+            target, target_params, draft, draft_params, prompts, prompt_lengths, keys,
+            gamma=config.gamma, **common,
+        ),
+        config.repeats,
+    )  # fmt: skip
+    summary = sd.summary()
+    alpha = summary["alpha"]
+    generated = np.asarray(sd.tokens)
+    sequences = np.concatenate([np.asarray(prompts), generated], axis=1)
+    alpha_analytic = analytic_alpha(target, target_params, draft, draft_params, sequences, sampling)
+    predicted = theory.expected_speedup(alpha, config.gamma, cost_ratio)
+    ar_tokens = int(np.asarray(ar.lengths).sum())
+    speedup = (summary["generated_tokens"] / sd_s) / (ar_tokens / ar_s)
+    return {
+        "batch": config.batch,
+        "gamma": config.gamma,
+        "temperature": config.temperature,
+        "max_new_tokens": config.max_new_tokens,
+        "tokens_per_s_autoregressive": ar_tokens / ar_s,
+        "tokens_per_s_speculative": summary["generated_tokens"] / sd_s,
+        "speedup": speedup,
+        "alpha_empirical": alpha,
+        "alpha_analytic": alpha_analytic,
+        "tokens_per_target_call": summary["tokens_per_target_call"],
+        "tokens_per_target_call_theory": theory.expected_tokens_per_call(alpha, config.gamma),
+        "c": cost_ratio,
+        "predicted_speedup": predicted,
+        "measured_over_predicted": speedup / predicted,
+        "identical_greedy": bool(
+            config.temperature == 0 and np.array_equal(np.asarray(ar.tokens), generated)
+        ),
+    }
