@@ -53,7 +53,7 @@ def to_hf_llama(cfg: LlamaConfig, params: dict, torch_dtype=None, device: str = 
         tie_word_embeddings=cfg.tie_embeddings, hidden_act="silu", attn_implementation="eager",
     )  # fmt: skip
     model = transformers.LlamaForCausalLM(hf_config)
-    state = {k: torch.from_numpy(v) for k, v in to_hf_state_dict(cfg, params).items()}
+    state = {k: torch.from_numpy(v.copy()) for k, v in to_hf_state_dict(cfg, params).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any("rotary" not in name for name in missing):  # rotary: buffers only
         raise ValueError(f"weights did not map: missing={missing}, unexpected={unexpected}")

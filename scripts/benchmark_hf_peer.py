@@ -1,0 +1,144 @@
+"""Peers in the same run on the same device: Hugging Face transformers against our decoders.
+
+    python scripts/benchmark_hf_peer.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf --out results/
+    python scripts/benchmark_hf_peer.py --smoke --out /tmp/peer     # tiny random models, CPU
+
+Greedy, batch 1, the same target weights (SmolLM2 dequantised from its GGUF) and the same draft
+weights (the shipped neural draft as a full-vocabulary transformers Llama) on both sides:
+  - transformers `generate` with its default dynamic cache;
+  - transformers with `cache_implementation="static"` and `torch.compile` (its fastest);
+  - transformers assisted generation (`assistant_model=`);
+  - ours: `autoregressive_decode` and `speculative_decode`.
+Every output is compared with plain greedy decoding. EOS is ignored so each run makes exactly
+--max-new-tokens tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave memory for torch
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode  # noqa: E402
+from spec_decode.models.hf_export import to_hf_llama  # noqa: E402
+
+PROMPT = "Explain in a few sentences why the sky is blue."
+
+
+def _timed(fn, repeats):
+    fn()
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def _models(args):
+    if args.smoke:
+        from spec_decode.models import LlamaConfig, LlamaLM
+
+        def make(layers, seed):
+            cfg = LlamaConfig(vocab_size=256, num_layers=layers, emb_dim=64, num_heads=4,
+                              num_kv_heads=2, head_dim=16, mlp_dim=128, max_length=512)  # fmt: skip
+            model = LlamaLM(cfg)
+            return model, model.init(jax.random.key(seed))
+
+        target, draft = make(2, 0), make(1, 1)
+        return target, draft, draft, [1, 5, 9, 13, 17, 21]
+    from spec_decode.training import load_smollm2_draft, to_full_vocab_llama
+
+    from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
+
+    target = load_smollm2(dtype=jnp.bfloat16, path=args.gguf)
+    tokenizer = load_smollm2_tokenizer(path=args.gguf)
+    ours_draft = load_smollm2_draft(target[1])
+    hf_draft = to_full_vocab_llama(*ours_draft)  # (LlamaLM, params) with the full head
+    return target, ours_draft, hf_draft, tokenizer.chat([{"role": "user", "content": PROMPT}])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gguf", default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--gamma", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default="peer_results")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.max_new_tokens, args.repeats, args.no_compile = 16, 1, True
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    (target, target_params), (draft, draft_params), hf_draft, prompt = _models(args)
+    n = args.max_new_tokens
+    hf_target = to_hf_llama(target.config, jax.device_get(target_params), torch_dtype, device)
+    hf_assistant = to_hf_llama(hf_draft[0].config, jax.device_get(hf_draft[1]), torch_dtype, device)
+    ids = torch.tensor([prompt], device=device)
+    greedy = dict(do_sample=False, max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
+
+    def hf_run(model, **kw):
+        def run():
+            with torch.no_grad():
+                out = model.generate(ids, **greedy, **kw)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return out[0, len(prompt) :].tolist()
+
+        return run
+
+    results = {}
+    seconds, plain = _timed(hf_run(hf_target), args.repeats)
+    results["transformers_dynamic_cache"] = (seconds, plain)
+    results["transformers_assisted"] = _timed(
+        hf_run(hf_target, assistant_model=hf_assistant), args.repeats
+    )
+    if not args.no_compile:
+        hf_target.forward = torch.compile(hf_target.forward, mode="reduce-overhead")
+        results["transformers_static_compiled"] = _timed(
+            hf_run(hf_target, cache_implementation="static"), args.repeats
+        )
+    prompt_array = jnp.array([prompt], jnp.int32)
+    common = dict(max_new_tokens=n, sampling=SamplingConfig(temperature=0.0))
+    results["ours_autoregressive"] = _timed(
+        lambda: np.asarray(autoregressive_decode(target, target_params, prompt_array, **common)
+                           .tokens)[0].tolist(), args.repeats)  # fmt: skip
+    results["ours_speculative"] = _timed(
+        lambda: np.asarray(speculative_decode(target, target_params, draft, draft_params,
+                                              prompt_array, gamma=args.gamma, **common)
+                           .tokens)[0].tolist(), args.repeats)  # fmt: skip
+    ours_plain = results["ours_autoregressive"][1]
+    table = {
+        name: {
+            "tokens_per_s": n / seconds,
+            "identical_to_transformers_greedy": out == plain,
+            "identical_to_our_greedy": out == ours_plain,
+        }
+        for name, (seconds, out) in results.items()
+    }
+    table["_meta"] = {"device": str(jax.devices()[0]), "torch_device": device,
+                      "max_new_tokens": n, "gamma": args.gamma, "torch": torch.__version__,
+                      "jax": jax.__version__}  # fmt: skip
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "peers.json").write_text(json.dumps(table, indent=1))
+    print(json.dumps(table, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
