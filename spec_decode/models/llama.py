@@ -146,6 +146,9 @@ class _Transformer(nn.Module):
     """Embedding, scanned decoder blocks, final norm and logits."""
 
     config: LlamaConfig
+    # True: return the final-normed hidden states [B, K, D] instead of logits, for heads that
+    # live outside the model (a draft scoring only a subset of the vocabulary).
+    hidden_only: bool = False
 
     @nn.compact
     def __call__(
@@ -180,6 +183,8 @@ class _Transformer(nn.Module):
         )
         x, new_kv = blocks(cfg, name="layers")(x, cache, positions, cache_mask)
         x = layers.RMSNorm(cfg.norm_eps, dtype, param_dtype, name="final_norm")(x)
+        if self.hidden_only:
+            return x, new_kv
         if cfg.tie_embeddings:
             kernel = embed.embedding.T  # [D, V]
         else:
@@ -213,8 +218,8 @@ class LlamaLM:
         """The longest prompt + generation callers may ask for (checked by the decoders)."""
         return self.config.max_length
 
-    def _module(self) -> _Transformer:
-        return _Transformer(self.config)
+    def _module(self, hidden_only: bool = False) -> _Transformer:
+        return _Transformer(self.config, hidden_only)
 
     def _boxed_init(self, key: jax.Array):
         tokens = jnp.zeros((1, 1), jnp.int32)
@@ -266,6 +271,15 @@ class LlamaLM:
         below lengths[b] and to new tokens 0..i. Works for any K >= 1: a draft step (K = 1),
         verification (K = gamma + 1) or a prefill (K = prompt length).
         """
+        return self._extend(params, tokens, cache, hidden_only=False)
+
+    def extend_hidden(
+        self, params: dict, tokens: jax.Array, cache: LlamaCache
+    ) -> tuple[jax.Array, LlamaCache]:
+        """``extend`` without the output layer: final-normed hidden states [B, K, D]."""
+        return self._extend(params, tokens, cache, hidden_only=True)
+
+    def _extend(self, params, tokens, cache, hidden_only):
         batch, num_tokens = _check_tokens(tokens)
         if batch != cache.lengths.shape[0]:
             raise ValueError(
@@ -280,7 +294,7 @@ class LlamaLM:
         lengths = cache.lengths
         positions = lengths[:, None] + jnp.arange(num_tokens, dtype=jnp.int32)  # [B, K]
         cache_mask = jnp.arange(cache.max_length) < lengths[:, None, None]  # [B, 1, L]
-        logits, (k_new, v_new) = self._module().apply(
+        logits, (k_new, v_new) = self._module(hidden_only).apply(
             {"params": params}, tokens, positions, (cache.k, cache.v), cache_mask
         )
         cache = cache.replace(
@@ -290,11 +304,13 @@ class LlamaLM:
         )
         return logits, cache
 
-    def forward(self, params: dict, tokens: jax.Array) -> jax.Array:
-        """Uncached causal forward pass: tokens [B, T] at positions 0..T-1 -> logits [B, T, V]."""
+    def forward(self, params: dict, tokens: jax.Array, hidden_only: bool = False) -> jax.Array:
+        """Uncached causal forward pass: tokens [B, T] at positions 0..T-1 -> logits [B, T, V]
+        (or the final-normed hidden states [B, T, D] with ``hidden_only``)."""
         batch, length = _check_tokens(tokens)
         positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
-        logits, _ = self._module().apply({"params": params}, tokens, positions, None, None)
+        module = self._module(hidden_only)
+        logits, _ = module.apply({"params": params}, tokens, positions, None, None)
         return logits
 
 
