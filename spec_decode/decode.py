@@ -11,19 +11,25 @@ Dataflow of one speculative round (every row at once, each at its own length):
 
 Cache invariant between rounds: the target cache holds every committed token except the newest
 one (``pending[:, 1]``); the draft cache holds the same minus ``num_pending - 1`` tokens.
+
+On a device mesh (``mesh=``, see ``spec_decode.sharding``) the params come in already sharded;
+the loop pins the layout of what it creates: rows of the loop state on 'data' and each cache by
+its model's ``cache_logical_axes()``, so every step runs where the weights live and none of them
+is gathered.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import fields
 
 import jax
 import jax.numpy as jnp
 
-from spec_decode import validation
-from spec_decode.rejection import accept_reject
+from spec_decode import sharding, validation
 from spec_decode.contract import LanguageModel, Params, rollback
 from spec_decode.keys import round_keys, row_keys
+from spec_decode.rejection import accept_reject
 from spec_decode.sampling import SamplingConfig, adjusted_probs, sample_from
 from spec_decode.state import DecodeResult, DecodeState
 from spec_decode.steps import draft_step, parallel_verify
@@ -43,12 +49,17 @@ def speculative_decode(
     sampling: SamplingConfig = SamplingConfig(),
     eos_id: int | None = None,
     pad_id: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
+    rules: sharding.Rules | None = None,
 ) -> DecodeResult:
     """Generate up to ``max_new_tokens`` per row, distributed exactly as the target would.
 
     Rows advance independently: each keeps its own accepted prefix every round (no row waits
     for another or is cut to the batch minimum), stops at its own EOS, and a row's tokens depend
     only on its prompt and its key, not on the other rows.
+
+    With ``mesh`` (params placed by ``spec_decode.sharding``), caches and per-row state are
+    laid out by the logical axis ``rules`` (default ``sharding.STANDARD_RULES``).
     """
     validation.check_int("gamma", gamma, 1)
     validation.check_vocab(target, draft)
@@ -58,7 +69,7 @@ def speculative_decode(
     return _speculative_jit(
         target, target_params, draft, draft_params, jnp.asarray(prompt_tokens, jnp.int32),
         _lengths(prompt_tokens, prompt_lengths), key, gamma=gamma, max_new_tokens=max_new_tokens,
-        sampling=sampling, eos_id=eos_id, pad_id=pad_id,
+        sampling=sampling, eos_id=eos_id, pad_id=pad_id, **_mesh_args(mesh, rules),
     )  # fmt: skip
 
 
@@ -73,6 +84,8 @@ def autoregressive_decode(
     sampling: SamplingConfig = SamplingConfig(),
     eos_id: int | None = None,
     pad_id: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
+    rules: sharding.Rules | None = None,
 ) -> DecodeResult:
     """The baseline: one target call per token, same loop style, same prefill, same stopping."""
     key = _validate_common(
@@ -81,7 +94,7 @@ def autoregressive_decode(
     return _autoregressive_jit(
         model, params, jnp.asarray(prompt_tokens, jnp.int32),
         _lengths(prompt_tokens, prompt_lengths), key, max_new_tokens=max_new_tokens,
-        sampling=sampling, eos_id=eos_id, pad_id=pad_id,
+        sampling=sampling, eos_id=eos_id, pad_id=pad_id, **_mesh_args(mesh, rules),
     )  # fmt: skip
 
 
@@ -95,6 +108,34 @@ def _validate_common(models, prompt_tokens, prompt_lengths, key, max_new_tokens,
     return row_keys(jax.random.key(0) if key is None else key, batch)
 
 
+def _mesh_args(mesh, rules) -> dict:
+    """The static ``mesh`` and ``rules`` of the jitted loops (rules only matter with a mesh)."""
+    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
+        raise ValueError(
+            f"mesh={mesh!r} is not allowed: it must be None or a jax.sharding.Mesh "
+            "(spec_decode.sharding.make_mesh builds one)"
+        )
+    rules = sharding.check_rules(rules)
+    return {"mesh": mesh, "rules": None if mesh is None else rules}
+
+
+def _on_mesh(state: DecodeState, target, draft, mesh, rules) -> DecodeState:
+    """Pin the loop state's layout: per-row arrays split over rows, caches by logical axes.
+
+    The while loop carries one layout for its whole life; pinning the state it starts from
+    and each round's result keeps XLA from picking one that gathers the caches.
+    """
+    if mesh is None:
+        return state
+    not_rows = ("step", "target_cache", "draft_cache")
+    rows = {f.name: getattr(state, f.name) for f in fields(state) if f.name not in not_rows}
+    return state.replace(
+        **sharding.constrain_rows(rows, mesh, rules),
+        target_cache=sharding.constrain_cache(target, state.target_cache, mesh, rules),
+        draft_cache=sharding.constrain_cache(draft, state.draft_cache, mesh, rules),
+    )
+
+
 def _lengths(prompt_tokens, prompt_lengths) -> jax.Array:
     batch, width = jnp.shape(prompt_tokens)
     if prompt_lengths is None:
@@ -102,10 +143,12 @@ def _lengths(prompt_tokens, prompt_lengths) -> jax.Array:
     return jnp.asarray(prompt_lengths, jnp.int32)
 
 
-def prefill(model, params, prompt_tokens, prompt_lengths, cache_length: int):
+def prefill(model, params, prompt_tokens, prompt_lengths, cache_length: int, mesh=None, rules=None):
     """A cache holding each row's prompt except its last token (which becomes pending)."""
     batch, width = prompt_tokens.shape
     cache = model.init_cache(params, batch, cache_length)
+    if mesh is not None:
+        cache = sharding.constrain_cache(model, cache, mesh, rules)
     if width > 1:
         # Rows shorter than P also write their padding; the rollback below discards it.
         _, cache = model.extend(params, prompt_tokens[:, : width - 1], cache)
@@ -202,18 +245,22 @@ def _not_done(state: DecodeState):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("target", "draft", "gamma", "max_new_tokens", "sampling", "eos_id", "pad_id"),
-)
+    static_argnames=(
+        "target", "draft", "gamma", "max_new_tokens", "sampling", "eos_id", "pad_id", "mesh",
+        "rules",
+    ),
+)  # fmt: skip
 def _speculative_jit(
     target, target_params, draft, draft_params, prompt_tokens, prompt_lengths, keys,
-    *, gamma, max_new_tokens, sampling, eos_id, pad_id,
+    *, gamma, max_new_tokens, sampling, eos_id, pad_id, mesh=None, rules=None,
 ):  # fmt: skip
     cache_length = prompt_tokens.shape[1] + max_new_tokens + gamma + 2
     state = _initial_state(
-        prefill(target, target_params, prompt_tokens, prompt_lengths, cache_length),
-        prefill(draft, draft_params, prompt_tokens, prompt_lengths, cache_length),
+        prefill(target, target_params, prompt_tokens, prompt_lengths, cache_length, mesh, rules),
+        prefill(draft, draft_params, prompt_tokens, prompt_lengths, cache_length, mesh, rules),
         prompt_tokens, prompt_lengths, keys, gamma, max_new_tokens,
     )  # fmt: skip
+    state = _on_mesh(state, target, draft, mesh, rules)
 
     def round_(state: DecodeState) -> DecodeState:
         draft_keys, accept_keys = round_keys(state.keys, state.step, 2)
@@ -229,24 +276,28 @@ def _speculative_jit(
             target_probs, draft_probs, draft_tokens, accept_keys
         )
         state = state.replace(target_cache=target_cache, draft_cache=draft_cache)
-        return commit(
+        state = commit(
             state, num_accepted, next_token, draft_tokens,
             max_new_tokens=max_new_tokens, eos_id=eos_id,
         )  # fmt: skip
+        return _on_mesh(state, target, draft, mesh, rules)
 
     state = jax.lax.while_loop(_not_done, round_, state)
     return _result(state, max_new_tokens, pad_id, gamma)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("model", "max_new_tokens", "sampling", "eos_id", "pad_id")
+    jax.jit,
+    static_argnames=("model", "max_new_tokens", "sampling", "eos_id", "pad_id", "mesh", "rules"),
 )
 def _autoregressive_jit(
-    model, params, prompt_tokens, prompt_lengths, keys, *, max_new_tokens, sampling, eos_id, pad_id
-):
+    model, params, prompt_tokens, prompt_lengths, keys,
+    *, max_new_tokens, sampling, eos_id, pad_id, mesh=None, rules=None,
+):  # fmt: skip
     cache_length = prompt_tokens.shape[1] + max_new_tokens + 1
-    cache = prefill(model, params, prompt_tokens, prompt_lengths, cache_length)
+    cache = prefill(model, params, prompt_tokens, prompt_lengths, cache_length, mesh, rules)
     state = _initial_state(cache, None, prompt_tokens, prompt_lengths, keys, 0, max_new_tokens)
+    state = _on_mesh(state, model, None, mesh, rules)
     no_drafts = jnp.zeros((prompt_tokens.shape[0], 0), jnp.int32)
 
     def step(state: DecodeState) -> DecodeState:
@@ -256,7 +307,8 @@ def _autoregressive_jit(
         token = jax.vmap(sample_from)(sample_keys, probs)
         state = state.replace(target_cache=cache)
         zero = jnp.zeros_like(token)
-        return commit(state, zero, token, no_drafts, max_new_tokens=max_new_tokens, eos_id=eos_id)
+        state = commit(state, zero, token, no_drafts, max_new_tokens=max_new_tokens, eos_id=eos_id)
+        return _on_mesh(state, model, None, mesh, rules)
 
     state = jax.lax.while_loop(_not_done, step, state)
     return _result(state, max_new_tokens, pad_id, 0)
