@@ -43,6 +43,12 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--gguf", default=None, help="path of the SmolLM2 GGUF file")
+    parser.add_argument(
+        "--draft-dir", default=None, help="neural draft directory (default: shipped)"
+    )
+    parser.add_argument(
+        "--extra", default="", help="extra gamma:batch pairs, e.g. 4:8,4:64 (beside the grid)"
+    )
     parser.add_argument("--out", default="benchmark_results")
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few configurations")
     args = parser.parse_args(argv)
@@ -80,26 +86,23 @@ def _smollm2_models(args, names):
     tokenizer = load_smollm2_tokenizer(path=args.gguf)
     drafts = {}
     for name in names:
-        drafts[name] = _smollm2_draft(name, target, target_params)
-    from spec_decode.training.data import held_out_prompts
+        drafts[name] = _smollm2_draft(name, target, target_params, args.draft_dir)
+    from spec_decode.distill.data import chat_prompts
+    from spec_decode.distill.prompts import held_out_prompts
 
-    texts = held_out_prompts()[:64]
-    ids = [tokenizer.chat([{"role": "user", "content": t}]) for t in texts]
-    width = max(len(x) for x in ids)
-    prompts = jnp.array([x + [tokenizer.pad_id] * (width - len(x)) for x in ids], jnp.int32)
-    lengths = jnp.array([len(x) for x in ids], jnp.int32)
-    return target, target_params, drafts, (prompts, lengths), tokenizer.eos_id
+    prompts, lengths = chat_prompts(tokenizer, held_out_prompts()[:64])
+    return target, target_params, drafts, (jnp.asarray(prompts), jnp.asarray(lengths)), None
 
 
-def _smollm2_draft(name, target, target_params):
+def _smollm2_draft(name, target, target_params, draft_dir=None):
     if name == "prompt-lookup":
         from spec_decode.drafts import PromptLookupDraft
 
         return PromptLookupDraft(target.vocab_size), None
     if name == "neural":
-        from spec_decode.training import load_smollm2_draft
+        from spec_decode.distill.checkpoint import load_draft
 
-        return load_smollm2_draft(target_params)
+        return load_draft(target_params, draft_dir, dtype=target.config.dtype)
     raise SystemExit(f"--drafts: unknown draft {name!r}: expected neural or prompt-lookup")
 
 
@@ -117,6 +120,9 @@ def main(argv=None) -> int:
         target, target_params, drafts, (prompts, lengths), eos_id = _smollm2_models(args, names)
     records = []
     grid = list(itertools.product(names, args.batches, args.temperatures, args.gammas))
+    for pair in filter(None, args.extra.split(",")):
+        gamma, batch = (int(x) for x in pair.split(":"))
+        grid += [(n, batch, t, gamma) for n in names for t in args.temperatures]
     costs: dict[tuple, float] = {}
     for name, batch, temperature, gamma in tqdm(grid, desc="configurations", file=sys.stderr):
         draft, draft_params = drafts[name]
@@ -133,8 +139,9 @@ def main(argv=None) -> int:
         )  # fmt: skip
         record.update(target=args.target, draft=name)
         records.append(record)
+        print(json.dumps(record), flush=True)
+        write(records, pathlib.Path(args.out))  # after every record: a cut-off run keeps its data
     out = pathlib.Path(args.out)
-    write(records, out)
     print((out / "results.md").read_text())
     print(json.dumps({"device": str(jax.devices()[0]), "records": len(records)}))
     return 0

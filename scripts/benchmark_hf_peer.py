@@ -57,20 +57,22 @@ def _models(args):
 
         target, draft = make(2, 0), make(1, 1)
         return target, draft, draft, [1, 5, 9, 13, 17, 21]
-    from spec_decode.training import load_smollm2_draft, to_full_vocab_llama
-
+    from spec_decode.distill.checkpoint import load_draft
+    from spec_decode.models import LlamaLM
     from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
 
     target = load_smollm2(dtype=jnp.bfloat16, path=args.gguf)
     tokenizer = load_smollm2_tokenizer(path=args.gguf)
-    ours_draft = load_smollm2_draft(target[1])
-    hf_draft = to_full_vocab_llama(*ours_draft)  # (LlamaLM, params) with the full head
+    ours_draft = load_draft(target[1], args.draft_dir, dtype=jnp.bfloat16)
+    # transformers drafts score the whole vocabulary: the same body with the full tied head.
+    hf_draft = (LlamaLM(ours_draft[0].body), ours_draft[1]["body"])
     return target, ours_draft, hf_draft, tokenizer.chat([{"role": "user", "content": PROMPT}])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gguf", default=None)
+    parser.add_argument("--draft-dir", default=None)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--gamma", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
@@ -108,7 +110,7 @@ def main(argv=None) -> int:
         hf_run(hf_target, assistant_model=hf_assistant), args.repeats
     )
     if not args.no_compile:
-        hf_target.forward = torch.compile(hf_target.forward, mode="reduce-overhead")
+        # transformers compiles the forward itself when the cache is static.
         results["transformers_static_compiled"] = _timed(
             hf_run(hf_target, cache_implementation="static"), args.repeats
         )

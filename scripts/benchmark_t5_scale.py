@@ -54,7 +54,8 @@ def t5_config(size: str, vocab_size: int = 32128) -> T5Config:
 def copy_bandwidth(gigabytes: float = 2.0) -> float:
     """Bytes per second of a device-to-device copy (bytes read + bytes written)."""
     x = jnp.ones((int(gigabytes * 2**30) // 4,), jnp.float32)
-    seconds, _ = time_call(lambda: jax.jit(lambda a: a + 1.0)(x), repeats=10)
+    add_one = jax.jit(lambda a: a + 1.0)
+    seconds, _ = time_call(lambda: add_one(x), repeats=10)
     return 2 * x.nbytes / seconds
 
 

@@ -47,16 +47,27 @@ class DecodeResult:
     gamma: int = struct.field(pytree_node=False, default=0)
 
     def summary(self) -> dict[str, Any]:
-        """Totals over the batch: accepted drafts, alpha (accepted / drafted), tokens per call."""
+        """Totals over the batch, with alpha estimated as the paper defines it.
+
+        The paper's alpha is the probability that a drafted token is accepted, given that it is
+        examined. A round examines drafts until the first rejection, so alpha is estimated as
+        accepted / (accepted + rejections), rejections being the rounds with n < gamma. (The
+        fraction accepted / drafted, also returned, is smaller: drafts after a rejection are
+        never examined.) Then (1 - alpha^(gamma+1)) / (1 - alpha) predicts tokens per call.
+        """
         rounds = np.asarray(self.accepted_per_round)
-        accepted = int(rounds[rounds >= 0].sum())
+        taken = rounds[rounds >= 0]
+        accepted = int(taken.sum())
+        rejections = int((taken < self.gamma).sum())
         calls = int(np.asarray(self.target_calls).sum())
-        drafted = calls * self.gamma
+        generated = int(np.asarray(self.lengths).sum())
+        examined = accepted + rejections
         return {
-            "generated_tokens": int(np.asarray(self.lengths).sum()),
+            "generated_tokens": generated,
             "target_calls": calls,
             "draft_calls": int(np.asarray(self.draft_calls).sum()),
             "accepted_tokens": accepted,
-            "alpha": accepted / drafted if drafted else float("nan"),
-            "tokens_per_target_call": int(np.asarray(self.lengths).sum()) / max(calls, 1),
+            "alpha": accepted / examined if examined else float("nan"),
+            "accepted_per_drafted": accepted / (calls * self.gamma) if self.gamma else float("nan"),
+            "tokens_per_target_call": generated / max(calls, 1),
         }

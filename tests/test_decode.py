@@ -124,6 +124,9 @@ def test_statistics_add_up_and_max_new_tokens_is_exact():
     last = np.array([row[row >= 0][-1] for row in accepted])
     assert ((emitted - (last + 1) < max_new) & (emitted >= max_new)).all()
     summary = result.summary()
+    taken = accepted[accepted >= 0]
+    assert summary["alpha"] == taken.sum() / (taken.sum() + (taken < gamma).sum())
+    assert summary["accepted_per_drafted"] == taken.sum() / (gamma * rounds.sum())
     assert summary["generated_tokens"] == max_new * PROMPTS.shape[0]
     assert summary["accepted_tokens"] == accepted[accepted >= 0].sum()
 

@@ -68,10 +68,22 @@ class SharedEmbeddingDraft:
         return full.at[..., params["subset"]].set(logits)
 
 
-def init_draft(body: LlamaConfig, embedding: jax.Array, subset: jax.Array, key) -> dict:
-    """Random body layers around the target's embedding table and a given subset."""
+def init_draft(
+    body: LlamaConfig, target_params: dict, subset: jax.Array, key, from_target: bool = True
+) -> dict:
+    """The draft around the target's embedding table and a given subset.
+
+    ``from_target``: start from the target's first ``body.num_layers`` layers and its final
+    norm (same widths required), a far better start than random layers: the draft begins as
+    the target's early exit and distillation only has to correct it.
+    """
     params = LlamaLM(body).init(key)
-    params["embed"]["embedding"] = embedding
+    params["embed"]["embedding"] = target_params["embed"]["embedding"]
+    if from_target:
+        layers = target_params["layers"]
+        # Copies: training donates the draft's buffers, which must not be the target's.
+        params["layers"] = jax.tree.map(lambda a: jnp.array(a[: body.num_layers]), layers)
+        params["final_norm"] = jax.tree.map(jnp.array, target_params["final_norm"])
     return {"body": params, "subset": jnp.asarray(subset, jnp.int32)}
 
 

