@@ -1,0 +1,264 @@
+"""``spec-decode generate``: prompts in, samples out, as a Python API the CLI wraps.
+
+Every (prompt i, sample j) is one row of a ragged batch, with its own key
+``fold_in(fold_in(key(seed), i), j)``: a sample does not depend on how many samples or prompts
+were asked for, nor on how rows are grouped into batches (``batch_size``).
+
+    options = GenerateOptions(mode="speculative", draft="prompt-lookup", max_new_tokens=32)
+    for sample in generate(["Why is the sky blue?"], options):
+        print(sample.text, sample.stats)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spec_decode.app import registry
+from spec_decode.app.streaming import DecodeStream, TextStream
+from spec_decode.decode import autoregressive_decode, speculative_decode
+from spec_decode.sampling import SamplingConfig
+from spec_decode.state import DecodeResult
+from spec_decode.validation import check_int
+
+MODES = ("speculative", "autoregressive")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOptions:
+    """What ``generate`` does; the defaults are the CLI's. Checked on construction.
+
+    Attributes:
+      target, draft: names from ``registry.TARGETS`` / ``registry.DRAFTS`` (the draft is not
+        loaded in autoregressive mode).
+      mode: "speculative" or "autoregressive".
+      gamma: draft tokens per round (speculative mode).
+      sampling: temperature / top-k / top-p, applied to target and draft alike.
+      seed: the root of every row's key.
+      max_new_tokens: per sample; a sample also stops at the tokenizer's EOS.
+      num_samples: independent samples per prompt.
+      chat: apply the chat template; None = the target's default (chat for instruct models).
+      batch_size: rows per decoder call (the last batch is padded, so one compilation).
+    """
+
+    target: str = registry.DEFAULT_TARGET
+    draft: str = registry.DEFAULT_DRAFT
+    mode: str = "speculative"
+    gamma: int = 4
+    sampling: SamplingConfig = SamplingConfig()
+    seed: int = 0
+    max_new_tokens: int = 128
+    num_samples: int = 1
+    chat: bool | None = None
+    batch_size: int = 64
+
+    def __post_init__(self):
+        registry.check_name("target", self.target, registry.TARGETS)
+        registry.check_name("draft", self.draft, registry.DRAFTS)
+        registry.check_name("mode", self.mode, MODES)
+        check_int("gamma", self.gamma, 1)
+        check_int("seed", self.seed, 0)
+        check_int("max_new_tokens", self.max_new_tokens, 1)
+        check_int("num_samples", self.num_samples, 1)
+        check_int("batch_size", self.batch_size, 1)
+        if not isinstance(self.sampling, SamplingConfig):
+            raise ValueError(f"sampling={self.sampling!r} is not allowed: pass a SamplingConfig")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One generated sample: the JSON object ``spec-decode generate --json`` prints."""
+
+    prompt: str
+    sample: int  # index j among the prompt's num_samples
+    tokens: list[int]  # generated ids (EOS included when emitted)
+    text: str  # decoded without special tokens
+    stats: dict[str, Any]  # target_calls, draft_calls, accepted_tokens, alpha (None if no draft)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """Rows of prompts ready for a decoder: ids [B, P] right-padded, lengths [B], keys [B]."""
+
+    tokens: np.ndarray  # [B, P] int32
+    lengths: np.ndarray  # [B] int32
+    keys: jax.Array  # [B] typed keys
+
+
+def sample_key(seed: int, prompt_index: int, sample_index: int) -> jax.Array:
+    """The key of sample j of prompt i: independent of batching and of the other rows."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), prompt_index), sample_index)
+
+
+def make_batch(rows: Sequence[tuple[list[int], jax.Array]], width: int, pad_id: int) -> Batch:
+    """Right-pad each row's ids to ``width``."""
+    tokens = np.full((len(rows), width), pad_id, np.int32)
+    for b, (ids, _) in enumerate(rows):
+        tokens[b, : len(ids)] = ids
+    lengths = np.array([len(ids) for ids, _ in rows], np.int32)
+    return Batch(tokens, lengths, jnp.stack([key for _, key in rows]))
+
+
+def encode_prompts(
+    prompts: Sequence[str], target: registry.Target, chat: bool | None
+) -> list[list[int]]:
+    """Token ids of every prompt; a prompt that encodes to nothing is an error."""
+    if not prompts:
+        raise ValueError("prompts=[] is not allowed: give at least one prompt")
+    encoded = [target.encode_prompt(prompt, chat) for prompt in prompts]
+    for index, ids in enumerate(encoded):
+        if not ids:
+            raise ValueError(
+                f"prompt {index + 1} ({prompts[index]!r}) encodes to no tokens: a prompt must hold "
+                "at least one token (use a non-empty prompt or --chat)"
+            )
+    return encoded
+
+
+def decoder(options: GenerateOptions, target: registry.Target) -> Callable[..., DecodeResult]:
+    """``batch -> DecodeResult`` for the options' mode, draft and sampling."""
+    common = dict(
+        max_new_tokens=options.max_new_tokens,
+        sampling=options.sampling,
+        eos_id=target.tokenizer.eos_id,
+    )
+    if options.mode == "autoregressive":
+        return lambda batch: autoregressive_decode(
+            target.model, target.params, batch.tokens, batch.lengths, batch.keys, **common
+        )
+    draft, draft_params = registry.load_draft(options.draft, target)
+    return lambda batch: speculative_decode(
+        target.model, target.params, draft, draft_params, batch.tokens, batch.lengths,
+        batch.keys, gamma=options.gamma, **common,
+    )  # fmt: skip
+
+
+def row_stats(result: DecodeResult, row: int, speculative: bool) -> dict[str, Any]:
+    """Per-sample statistics: calls, accepted drafts, alpha = accepted / drafted.
+
+    ``result`` should hold host arrays (``jax.device_get``): this indexes one row at a time.
+    """
+    rounds = result.accepted_per_round[row]
+    accepted = int(rounds[rounds >= 0].sum())
+    target_calls = int(result.target_calls[row])
+    drafted = target_calls * result.gamma
+    return {
+        "target_calls": target_calls,
+        "draft_calls": int(result.draft_calls[row]),
+        "accepted_tokens": accepted,
+        "alpha": accepted / drafted if speculative and drafted else None,
+    }
+
+
+def generate(prompts: Sequence[str], options: GenerateOptions = GenerateOptions()) -> list[Sample]:
+    """All samples of all prompts, prompt-major (prompt 0's samples first)."""
+    return list(iter_generate(prompts, options))
+
+
+def iter_generate(prompts: Sequence[str], options: GenerateOptions) -> Iterator[Sample]:
+    """Samples as each batch of rows finishes."""
+    target = registry.load_target(options.target)
+    encoded = encode_prompts(prompts, target, options.chat)
+    decode = decoder(options, target)
+    width = max(len(ids) for ids in encoded)
+    rows = [
+        (i, j, encoded[i], sample_key(options.seed, i, j))
+        for i in range(len(prompts))
+        for j in range(options.num_samples)
+    ]
+    size = min(options.batch_size, len(rows))
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        # Pad the last batch with copies of its last row: every call has one shape.
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        result = decode(make_batch([(ids, key) for _, _, ids, key in padded], width, _pad(target)))
+        result = jax.device_get(result)
+        for b, (i, j, _, _) in enumerate(chunk):
+            yield _sample(prompts[i], j, result, b, target, options.mode == "speculative")
+
+
+def stream_generate(
+    prompts: Sequence[str], options: GenerateOptions, write: Callable[[int, str], Any]
+) -> Iterator[list[Sample]]:
+    """Per prompt: decode its samples as one batch, call ``write(prompt_index, piece)`` with
+    sample 0's text as rounds commit it, then yield all of that prompt's samples.
+
+    Tokens equal ``generate``'s for the same options (same keys, same round functions). Every
+    prompt is padded to the longest one, so the round compiles once.
+    """
+    target = registry.load_target(options.target)
+    encoded = encode_prompts(prompts, target, options.chat)
+    width = max(len(ids) for ids in encoded)
+    speculative = options.mode == "speculative"
+    draft, draft_params = (
+        registry.load_draft(options.draft, target) if speculative else (None, None)
+    )
+    for i, (prompt, ids) in enumerate(zip(prompts, encoded, strict=True)):
+        keys = [sample_key(options.seed, i, j) for j in range(options.num_samples)]
+        batch = make_batch([(ids, key) for key in keys], width, _pad(target))
+        stream = DecodeStream(
+            target.model, target.params, draft, draft_params, batch.tokens, batch.lengths,
+            batch.keys, gamma=options.gamma, max_new_tokens=options.max_new_tokens,
+            sampling=options.sampling, eos_id=target.tokenizer.eos_id,
+        )  # fmt: skip
+        text = TextStream(target.tokenizer)
+        for new_tokens in stream:
+            write(i, text.push(new_tokens[0]))
+        write(i, text.flush())
+        result = jax.device_get(stream.result())
+        yield [_sample(prompt, j, result, j, target, speculative) for j in range(len(keys))]
+
+
+def _sample(prompt, index, result, row, target, speculative) -> Sample:
+    ids = result.tokens[row, : result.lengths[row]].tolist()
+    return Sample(
+        prompt=prompt,
+        sample=index,
+        tokens=ids,
+        text=target.tokenizer.decode(ids, skip_special_tokens=True),
+        stats=row_stats(result, row, speculative),
+    )
+
+
+def _pad(target: registry.Target) -> int:
+    pad = target.tokenizer.pad_id
+    return 0 if pad is None else pad
+
+
+def read_prompt_file(path: str) -> list[str]:
+    """Prompts from a JSONL file: one ``{"prompt": "..."}`` object per non-empty line."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as error:
+        raise ValueError(f"prompt_file={path!r} cannot be read: {error.strerror}") from None
+    prompts = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"prompt_file={path!r} line {number} is not valid JSON ({error.msg}): each line "
+                'must be an object like {"prompt": "..."}'
+            ) from None
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+            raise ValueError(
+                f"prompt_file={path!r} line {number} is not allowed: each line must be an object "
+                'with a string "prompt", like {"prompt": "..."}'
+            )
+        prompts.append(record["prompt"])
+    if not prompts:
+        raise ValueError(f"prompt_file={path!r} holds no prompts: it has no non-empty lines")
+    return prompts
