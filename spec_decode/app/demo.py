@@ -106,7 +106,7 @@ def run_demo(options: DemoOptions = DemoOptions(), progress: bool = True) -> dic
 
 
 def _report(options, tokenizer, results, seconds) -> dict[str, Any]:
-    per_prompt, generated, calls, accepted = [], 0, 0, 0
+    per_prompt, generated, calls, accepted, examined = [], 0, 0, 0, 0
     ar_total = statistics.median(sum(times) for times in seconds["autoregressive"])
     sd_total = statistics.median(sum(times) for times in seconds["speculative"])
     for index, prompt in enumerate(options.prompts):
@@ -116,6 +116,8 @@ def _report(options, tokenizer, results, seconds) -> dict[str, Any]:
         generated += summary["generated_tokens"]
         calls += summary["target_calls"]
         accepted += summary["accepted_tokens"]
+        rounds = np.asarray(sd.accepted_per_round)
+        examined += int(rounds[rounds >= 0].sum() + (rounds[rounds >= 0] < options.gamma).sum())
         per_prompt.append(
             {
                 "prompt": prompt,
@@ -130,7 +132,7 @@ def _report(options, tokenizer, results, seconds) -> dict[str, Any]:
         )
     return {
         "identical": all(p["identical"] for p in per_prompt),
-        "alpha": accepted / (calls * options.gamma),
+        "alpha": accepted / examined if examined else 0.0,  # accepted / examined drafts
         "tokens_per_target_call": generated / calls,
         "speedup": ar_total / sd_total,
         "autoregressive_seconds": ar_total,

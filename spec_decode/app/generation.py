@@ -142,19 +142,20 @@ def decoder(options: GenerateOptions, target: registry.Target) -> Callable[..., 
 
 
 def row_stats(result: DecodeResult, row: int, speculative: bool) -> dict[str, Any]:
-    """Per-sample statistics: calls, accepted drafts, alpha = accepted / drafted.
+    """Per-sample statistics: calls, accepted drafts, and alpha as the paper defines it
+    (accepted / examined drafts, as ``DecodeResult.summary``).
 
     ``result`` should hold host arrays (``jax.device_get``): this indexes one row at a time.
     """
     rounds = result.accepted_per_round[row]
-    accepted = int(rounds[rounds >= 0].sum())
-    target_calls = int(result.target_calls[row])
-    drafted = target_calls * result.gamma
+    taken = rounds[rounds >= 0]
+    accepted = int(taken.sum())
+    examined = accepted + int((taken < result.gamma).sum())
     return {
-        "target_calls": target_calls,
+        "target_calls": int(result.target_calls[row]),
         "draft_calls": int(result.draft_calls[row]),
         "accepted_tokens": accepted,
-        "alpha": accepted / drafted if speculative and drafted else None,
+        "alpha": accepted / examined if speculative and examined else None,
     }
 
 
