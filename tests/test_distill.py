@@ -1,0 +1,102 @@
+"""The shared-embedding draft, its training and checkpoints; the shipped SmolLM2 draft."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spec_decode import SamplingConfig, adjusted_probs, autoregressive_decode, speculative_decode
+from spec_decode.distill import checkpoint
+from spec_decode.distill.data import chat_prompts
+from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
+from spec_decode.distill.prompts import HELD_OUT_TOPICS, TRAIN_TOPICS, held_out_prompts
+from spec_decode.distill.train import train
+from spec_decode.models import LlamaConfig, LlamaLM
+
+V = 64
+
+
+def _config(layers):
+    return LlamaConfig(vocab_size=V, num_layers=layers, emb_dim=32, num_heads=4, num_kv_heads=2,
+                       head_dim=8, mlp_dim=64, max_length=128)  # fmt: skip
+
+
+TARGET = LlamaLM(_config(2))
+TARGET_PARAMS = TARGET.init(jax.random.key(0))
+TOKENS = jnp.asarray(np.random.default_rng(0).integers(0, V, (2, 9)), jnp.int32)
+
+
+def test_subset_head_obeys_the_contract():
+    """q = 0 outside the subset, a proper distribution, K-token extend == singles == forward."""
+    draft = SharedEmbeddingDraft(_config(1))
+    subset = jnp.arange(0, V, 2)
+    params = init_draft(draft.body, TARGET_PARAMS, subset, jax.random.key(1))
+    full = draft.forward(params, TOKENS)  # [B, T, V]
+    assert np.isneginf(np.asarray(full[..., 1::2])).all()
+    probs = adjusted_probs(full, SamplingConfig(temperature=1.0))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    cache = draft.init_cache(params, 2, 16)
+    chunked, cache = draft.extend(params, TOKENS[:, :5], cache)
+    singles = []
+    for i in range(5, 9):
+        logits, cache = draft.extend(params, TOKENS[:, i : i + 1], cache)
+        singles.append(logits)
+    cached = jnp.concatenate([chunked] + singles, axis=1)
+    finite = np.isfinite(np.asarray(full))
+    np.testing.assert_allclose(np.asarray(cached)[finite], np.asarray(full)[finite], atol=1e-4)
+
+
+def test_full_draft_from_every_target_layer_is_the_target():
+    """Initialised from all target layers with the full head, the draft computes the target."""
+    draft = SharedEmbeddingDraft(_config(2))
+    params = init_draft(draft.body, TARGET_PARAMS, jnp.arange(V), jax.random.key(1))
+    np.testing.assert_allclose(
+        draft.forward(params, TOKENS), TARGET.forward(TARGET_PARAMS, TOKENS), atol=1e-5
+    )
+
+
+def test_training_lowers_the_loss_and_checkpoint_round_trips(tmp_path):
+    draft = SharedEmbeddingDraft(_config(1))
+    params = init_draft(draft.body, TARGET_PARAMS, jnp.arange(48), jax.random.key(2))
+    sequences = np.asarray(jax.random.randint(jax.random.key(3), (16, 12), 0, V), np.int32)
+    lengths = np.full((16,), 12, np.int32)
+    trained, losses = train(TARGET, TARGET_PARAMS, draft, params, sequences, lengths,
+                            steps=40, batch=8, learning_rate=3e-3)  # fmt: skip
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    size = checkpoint.save_draft(draft, trained, tmp_path, {"note": "test"})
+    assert 0 < size <= checkpoint.MAX_BYTES
+    loaded_draft, loaded = checkpoint.load_draft(TARGET_PARAMS, tmp_path)
+    assert loaded_draft == draft
+    # Weights are stored in float16: compare against the float16-rounded originals.
+    rounded = jax.tree.map(lambda a: a.astype(jnp.float16).astype(jnp.float32), trained)
+    rounded["body"]["embed"] = trained["body"]["embed"]
+    rounded["subset"] = trained["subset"]
+    np.testing.assert_allclose(
+        loaded_draft.forward(loaded, TOKENS), draft.forward(rounded, TOKENS), atol=1e-5
+    )
+
+
+def test_missing_draft_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no draft weights"):
+        checkpoint.load_draft(TARGET_PARAMS, tmp_path)
+
+
+def test_held_out_prompts_share_no_topic_with_training():
+    assert not set(TRAIN_TOPICS) & set(HELD_OUT_TOPICS)
+
+
+@pytest.mark.slow
+def test_shipped_draft_is_exact_and_accepts_far_above_chance(smollm2):
+    """The committed draft: <= 16 MB, greedy speculative == greedy target on held-out prompts,
+    and alpha >= 0.25 there (a random draft scores ~0.0; the trained one ~0.45 on the H200)."""
+    model, params, tokenizer = smollm2
+    assert (checkpoint.ASSET_DIR / "weights.npz").stat().st_size <= checkpoint.MAX_BYTES
+    draft, draft_params = checkpoint.load_draft(params, dtype=model.config.dtype)
+    prompts, lengths = chat_prompts(tokenizer, held_out_prompts()[:3])
+    common = dict(max_new_tokens=24, sampling=SamplingConfig(temperature=0.0))
+    spec = speculative_decode(model, params, draft, draft_params, jnp.asarray(prompts),
+                              jnp.asarray(lengths), gamma=4, **common)  # fmt: skip
+    plain = autoregressive_decode(model, params, jnp.asarray(prompts), jnp.asarray(lengths),
+                                  **common)  # fmt: skip
+    np.testing.assert_array_equal(spec.tokens, plain.tokens)
+    assert spec.summary()["alpha"] >= 0.25
