@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 
 import jax
@@ -27,7 +26,6 @@ from spec_decode import SamplingConfig, autoregressive_decode, speculative_decod
 from spec_decode.app import DecodeStream, GenerateOptions, TextStream, registry
 from spec_decode.cli import main
 from spec_decode.drafts import (
-    PromptLookupDraft,
     SparseBigramDraft,
     UnigramDraft,
     ngram_params_from_tokens,
@@ -188,21 +186,14 @@ def test_ngram_assets_load(smollm2, monkeypatch, tmp_path):
     assert int(jnp.argmax(logits[0, 0])) == 3
 
 
-def test_neural_draft_comes_from_training(smollm2, monkeypatch):
-    """``smollm2-draft`` is ``spec_decode.training.load_smollm2_draft(target_params)``."""
+def test_neural_draft_is_the_shipped_asset(smollm2):
+    """``smollm2-draft`` is the shipped distilled draft, sharing the target's embedding table."""
+    from spec_decode.distill.draft import SharedEmbeddingDraft
+
     model, params, _ = smollm2
-    fake = types.ModuleType("spec_decode.training")
-    calls = []
-    fake.load_smollm2_draft = lambda p: (
-        calls.append(p) or (PromptLookupDraft(model.vocab_size), None)
-    )
-    monkeypatch.setitem(sys.modules, "spec_decode.training", fake)
-    registry._load_draft_cached.cache_clear()
-    try:
-        draft, _ = registry.load_draft("smollm2-draft", registry.load_target("smollm2-135m"))
-    finally:
-        registry._load_draft_cached.cache_clear()
-    assert isinstance(draft, PromptLookupDraft) and len(calls) == 1 and calls[0] is params
+    draft, draft_params = registry.load_draft("smollm2-draft", registry.load_target("smollm2-135m"))
+    assert isinstance(draft, SharedEmbeddingDraft) and draft.vocab_size == model.vocab_size
+    assert draft_params["body"]["embed"]["embedding"] is params["embed"]["embedding"]
 
 
 def test_generate_json_num_samples(smollm2, smollm2_draft_name, capsys):
