@@ -1,10 +1,16 @@
 """spec_decode: exact speculative decoding for JAX/Flax (Leviathan, Kalman, Matias, ICML 2023)."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 EXTRAS = {
     # T5X checkpoints (legacy tensorstore/zarr and Orbax OCDBT) and gin configs.
-    "t5x": ["tensorstore>=0.1.60", "orbax-checkpoint>=0.11", "msgpack>=1.0", "gin-config>=0.5"],
+    "t5x": [
+        "tensorstore>=0.1.60",
+        "orbax-checkpoint>=0.11",
+        "msgpack>=1.0",
+        "gin-config>=0.5",
+        "sentencepiece>=0.2",
+    ],
     # SmolLM2 from its GGUF file: reading, dequantising and the tokenizer.
     "smollm2": ["gguf>=0.10", "tokenizers>=0.19", "jinja2>=3.0"],
     # Independent references for parity tests (CPU torch; a looser pin pulls a CUDA build).
@@ -13,6 +19,11 @@ EXTRAS = {
     "test": ["pytest>=8", "scipy>=1.10", "ruff>=0.5", "nbclient>=0.10", "ipykernel>=6"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+# The top-level configs/ (gin files) is installed as the package spec_decode.configs.
+CONFIG_PACKAGES = ["spec_decode.configs"] + [
+    f"spec_decode.configs.{name}"
+    for name in find_namespace_packages(where="configs", exclude=["__pycache__*"])
+]
 
 setup(
     name="spec_decode",
@@ -21,8 +32,9 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    packages=find_packages(include=["spec_decode", "spec_decode.*"]),
-    package_data={"spec_decode": ["configs/**/*.gin", "assets/**/*"]},
+    packages=find_packages(include=["spec_decode", "spec_decode.*"]) + CONFIG_PACKAGES,
+    package_dir={"spec_decode.configs": "configs"},
+    package_data={"spec_decode": ["assets/**/*"], "spec_decode.configs": ["**/*.gin"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=["jax>=0.4.30", "flax>=0.10", "numpy>=1.24", "optax>=0.2", "tqdm>=4.60"],
