@@ -155,7 +155,7 @@ def prefill(model, params, prompt_tokens, prompt_lengths, cache_length: int, mes
     return rollback(cache, prompt_lengths - 1)
 
 
-def _initial_state(target_cache, draft_cache, prompt_tokens, prompt_lengths, keys, gamma, max_new):
+def initial_state(target_cache, draft_cache, prompt_tokens, prompt_lengths, keys, gamma, max_new):
     batch = prompt_tokens.shape[0]
     last = jnp.take_along_axis(prompt_tokens, (prompt_lengths - 1)[:, None], axis=1)  # [B, 1]
     zeros = jnp.zeros((batch,), jnp.int32)
@@ -226,7 +226,7 @@ def commit(state: DecodeState, num_accepted, next_token, draft_tokens, *, max_ne
     )
 
 
-def _result(state: DecodeState, max_new_tokens: int, pad_id: int, gamma: int) -> DecodeResult:
+def final_result(state: DecodeState, max_new_tokens: int, pad_id: int, gamma: int) -> DecodeResult:
     tokens = state.tokens[:, :max_new_tokens]
     valid = jnp.arange(max_new_tokens)[None, :] < state.num_generated[:, None]
     return DecodeResult(
@@ -237,6 +237,42 @@ def _result(state: DecodeState, max_new_tokens: int, pad_id: int, gamma: int) ->
         accepted_per_round=state.accepted_per_round,
         gamma=gamma,
     )
+
+
+def speculative_round(
+    target, target_params, draft, draft_params, state: DecodeState,
+    *, gamma: int, max_new_tokens: int, sampling: SamplingConfig, eos_id: int | None,
+) -> DecodeState:  # fmt: skip
+    """One round (the while loop's body): draft, verify, accept/reject, commit, roll back."""
+    draft_keys, accept_keys = round_keys(state.keys, state.step, 2)
+    draft_tokens, draft_probs, draft_cache = draft_step(
+        draft, draft_params, state.draft_cache, state.pending, state.num_pending, draft_keys,
+        gamma=gamma, sampling=sampling,
+    )  # fmt: skip
+    target_probs, target_cache = parallel_verify(
+        target, target_params, state.target_cache, state.pending[:, 1], draft_tokens,
+        sampling=sampling,
+    )  # fmt: skip
+    num_accepted, next_token = accept_reject(target_probs, draft_probs, draft_tokens, accept_keys)
+    state = state.replace(target_cache=target_cache, draft_cache=draft_cache)
+    return commit(
+        state, num_accepted, next_token, draft_tokens,
+        max_new_tokens=max_new_tokens, eos_id=eos_id,
+    )  # fmt: skip
+
+
+def autoregressive_step(
+    model, params, state: DecodeState, *, max_new_tokens: int, sampling: SamplingConfig,
+    eos_id: int | None,
+) -> DecodeState:  # fmt: skip
+    """One target call, one sampled token, committed like a round with no drafts."""
+    (sample_keys,) = round_keys(state.keys, state.step, 1)
+    logits, cache = model.extend(params, state.pending[:, 1:], state.target_cache)
+    token = jax.vmap(sample_from)(sample_keys, adjusted_probs(logits[:, 0], sampling))  # [B]
+    no_drafts = jnp.zeros((token.shape[0], 0), jnp.int32)
+    state = state.replace(target_cache=cache)
+    zero = jnp.zeros_like(token)
+    return commit(state, zero, token, no_drafts, max_new_tokens=max_new_tokens, eos_id=eos_id)
 
 
 def _not_done(state: DecodeState):
@@ -255,7 +291,7 @@ def _speculative_jit(
     *, gamma, max_new_tokens, sampling, eos_id, pad_id, mesh=None, rules=None,
 ):  # fmt: skip
     cache_length = prompt_tokens.shape[1] + max_new_tokens + gamma + 2
-    state = _initial_state(
+    state = initial_state(
         prefill(target, target_params, prompt_tokens, prompt_lengths, cache_length, mesh, rules),
         prefill(draft, draft_params, prompt_tokens, prompt_lengths, cache_length, mesh, rules),
         prompt_tokens, prompt_lengths, keys, gamma, max_new_tokens,
@@ -263,27 +299,14 @@ def _speculative_jit(
     state = _on_mesh(state, target, draft, mesh, rules)
 
     def round_(state: DecodeState) -> DecodeState:
-        draft_keys, accept_keys = round_keys(state.keys, state.step, 2)
-        draft_tokens, draft_probs, draft_cache = draft_step(
-            draft, draft_params, state.draft_cache, state.pending, state.num_pending, draft_keys,
-            gamma=gamma, sampling=sampling,
-        )  # fmt: skip
-        target_probs, target_cache = parallel_verify(
-            target, target_params, state.target_cache, state.pending[:, 1], draft_tokens,
-            sampling=sampling,
-        )  # fmt: skip
-        num_accepted, next_token = accept_reject(
-            target_probs, draft_probs, draft_tokens, accept_keys
-        )
-        state = state.replace(target_cache=target_cache, draft_cache=draft_cache)
-        state = commit(
-            state, num_accepted, next_token, draft_tokens,
-            max_new_tokens=max_new_tokens, eos_id=eos_id,
+        state = speculative_round(
+            target, target_params, draft, draft_params, state, gamma=gamma,
+            max_new_tokens=max_new_tokens, sampling=sampling, eos_id=eos_id,
         )  # fmt: skip
         return _on_mesh(state, target, draft, mesh, rules)
 
     state = jax.lax.while_loop(_not_done, round_, state)
-    return _result(state, max_new_tokens, pad_id, gamma)
+    return final_result(state, max_new_tokens, pad_id, gamma)
 
 
 @functools.partial(
@@ -296,19 +319,14 @@ def _autoregressive_jit(
 ):  # fmt: skip
     cache_length = prompt_tokens.shape[1] + max_new_tokens + 1
     cache = prefill(model, params, prompt_tokens, prompt_lengths, cache_length, mesh, rules)
-    state = _initial_state(cache, None, prompt_tokens, prompt_lengths, keys, 0, max_new_tokens)
+    state = initial_state(cache, None, prompt_tokens, prompt_lengths, keys, 0, max_new_tokens)
     state = _on_mesh(state, model, None, mesh, rules)
-    no_drafts = jnp.zeros((prompt_tokens.shape[0], 0), jnp.int32)
 
     def step(state: DecodeState) -> DecodeState:
-        (sample_keys,) = round_keys(state.keys, state.step, 1)
-        logits, cache = model.extend(params, state.pending[:, 1:], state.target_cache)
-        probs = adjusted_probs(logits[:, 0], sampling)  # [B, V]
-        token = jax.vmap(sample_from)(sample_keys, probs)
-        state = state.replace(target_cache=cache)
-        zero = jnp.zeros_like(token)
-        state = commit(state, zero, token, no_drafts, max_new_tokens=max_new_tokens, eos_id=eos_id)
+        state = autoregressive_step(
+            model, params, state, max_new_tokens=max_new_tokens, sampling=sampling, eos_id=eos_id
+        )
         return _on_mesh(state, model, None, mesh, rules)
 
     state = jax.lax.while_loop(_not_done, step, state)
-    return _result(state, max_new_tokens, pad_id, 0)
+    return final_result(state, max_new_tokens, pad_id, 0)

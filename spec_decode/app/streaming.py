@@ -26,12 +26,16 @@ import numpy as np
 
 from spec_decode import validation
 from spec_decode.contract import LanguageModel, Params
-from spec_decode.decode import _initial_state, _result, commit, prefill
-from spec_decode.keys import round_keys, row_keys
-from spec_decode.rejection import accept_reject
-from spec_decode.sampling import SamplingConfig, adjusted_probs, sample_from
+from spec_decode.decode import (
+    autoregressive_step,
+    final_result,
+    initial_state,
+    prefill,
+    speculative_round,
+)
+from spec_decode.keys import row_keys
+from spec_decode.sampling import SamplingConfig
 from spec_decode.state import DecodeResult, DecodeState
-from spec_decode.steps import draft_step, parallel_verify
 
 
 class DecodeStream:
@@ -96,7 +100,7 @@ class DecodeStream:
 
     def result(self) -> DecodeResult:
         """Tokens and statistics so far, in the shape ``speculative_decode`` returns."""
-        return _result(self._state, self._max_new_tokens, self._pad_id, self._gamma)
+        return final_result(self._state, self._max_new_tokens, self._pad_id, self._gamma)
 
 
 @functools.partial(jax.jit, static_argnames=("target", "draft", "gamma", "max_new_tokens"))
@@ -110,9 +114,9 @@ def _start(
         cache = prefill(
             target, target_params, prompt_tokens, prompt_lengths, width + max_new_tokens + 1
         )
-        return _initial_state(cache, None, prompt_tokens, prompt_lengths, keys, 0, max_new_tokens)
+        return initial_state(cache, None, prompt_tokens, prompt_lengths, keys, 0, max_new_tokens)
     cache_length = width + max_new_tokens + gamma + 2
-    return _initial_state(
+    return initial_state(
         prefill(target, target_params, prompt_tokens, prompt_lengths, cache_length),
         prefill(draft, draft_params, prompt_tokens, prompt_lengths, cache_length),
         prompt_tokens, prompt_lengths, keys, gamma, max_new_tokens,
@@ -130,29 +134,13 @@ def _round(
 ) -> DecodeState:  # fmt: skip
     """One round of the while loop's body (a speculative round, or one autoregressive step)."""
     if draft is None:
-        (sample_keys,) = round_keys(state.keys, state.step, 1)
-        logits, cache = target.extend(target_params, state.pending[:, 1:], state.target_cache)
-        token = jax.vmap(sample_from)(sample_keys, adjusted_probs(logits[:, 0], sampling))  # [B]
-        no_drafts = jnp.zeros((token.shape[0], 0), jnp.int32)
-        state = state.replace(target_cache=cache)
-        return commit(
-            state, jnp.zeros_like(token), token, no_drafts,
-            max_new_tokens=max_new_tokens, eos_id=eos_id,
+        return autoregressive_step(
+            target, target_params, state, max_new_tokens=max_new_tokens, sampling=sampling,
+            eos_id=eos_id,
         )  # fmt: skip
-    draft_keys, accept_keys = round_keys(state.keys, state.step, 2)
-    draft_tokens, draft_probs, draft_cache = draft_step(
-        draft, draft_params, state.draft_cache, state.pending, state.num_pending, draft_keys,
-        gamma=gamma, sampling=sampling,
-    )  # fmt: skip
-    target_probs, target_cache = parallel_verify(
-        target, target_params, state.target_cache, state.pending[:, 1], draft_tokens,
-        sampling=sampling,
-    )  # fmt: skip
-    num_accepted, next_token = accept_reject(target_probs, draft_probs, draft_tokens, accept_keys)
-    state = state.replace(target_cache=target_cache, draft_cache=draft_cache)
-    return commit(
-        state, num_accepted, next_token, draft_tokens,
-        max_new_tokens=max_new_tokens, eos_id=eos_id,
+    return speculative_round(
+        target, target_params, draft, draft_params, state, gamma=gamma,
+        max_new_tokens=max_new_tokens, sampling=sampling, eos_id=eos_id,
     )  # fmt: skip
 
 
