@@ -1,24 +1,33 @@
 """Time a T5 1.1 XXL-size target, model-parallel over 1, 2 and 4 GPUs, with a small draft.
 
-    python scripts/benchmark_mesh.py --gpus 1,2,4 --out mesh_results.json        # H200s
+    python scripts/benchmark_mesh.py --gpus 1,2,4 --budget-seconds 480 --out mesh.json  # 4 H200s
+    python scripts/benchmark_mesh.py --gpus 1,2 --budget-seconds 480 --out mesh.json    # 2 H200s
     XLA_FLAGS=--xla_force_host_platform_device_count=4 JAX_PLATFORMS=cpu \
-        python scripts/benchmark_mesh.py --smoke --gpus 1,2,4 --out /tmp/mesh.json   # CPU
+        python scripts/benchmark_mesh.py --smoke --gpus 1,2,4 --out /tmp/mesh.json      # CPU
 
-Weights are random (bfloat16) and created already split over the mesh by
-``jax.jit(init, out_shardings=...)``: no device ever holds the whole target unless the mesh has
-one device. The draft (T5 1.1 small) is replicated on every device unless ``--shard-draft``.
-Each GPU count n uses a (data=1, model=n) mesh of the first n devices.
+Weights are random (bfloat16, T5X's initial scales) and made already split over the mesh, one
+array at a time by a jitted maker with ``out_shardings`` (``_t5_bench.random_params``): no
+device ever holds the whole target unless the mesh has one device, and no float32 copy exists.
+The draft (T5 1.1 small) is replicated on every device unless ``--shard-draft``. Each GPU count
+n is a (data=1, model=n) mesh of the first n devices, so one process runs every count in turn.
 
 With random weights the draft rarely agrees with the target, so the measured speculative time
 is that of a low acceptance rate alpha. Each record therefore also carries the cost ratio c
-(draft token time / target token time, both measured here on the same mesh) and the paper's
-Theorem 3.8 prediction of the speculative time per token at the alpha that T5-XXL with a T5-small
-draft reaches on WMT EnDe (0.75 greedy, 0.62 sampled; Table 3).
+(draft time per token / target time per token, both autoregressive on the same mesh) and the
+paper's Theorem 3.8 prediction at the alpha that T5-XXL with a T5-small draft reaches on WMT
+EnDe (0.75 greedy, 0.62 sampled; Table 3).
 
 Per record: autoregressive and speculative milliseconds per token (median of repeats after a
-warm-up; compilation excluded), alpha, tokens per target call, c, the predicted time, compile
-seconds, peak device memory, and the all-gathers of whole weights found in the compiled
-speculative loop (``spec_decode.sharding.weight_gathers``; it should be 0).
+warm-up; compilation excluded: each decoder is compiled ahead of time and its compile seconds
+recorded), alpha, tokens per target call, c, the predicted time, init and compile seconds, peak
+device memory, the all-gathers of whole weights found in the compiled speculative loop
+(``spec_decode.sharding.weight_gathers``; it should be 0) and the number of each collective op
+in the compiled programs.
+
+Built for a one-shot run under a wall-clock limit: progress goes to stdout as it happens, the
+JSON list is rewritten after every record, a failing GPU count (out of memory, too few devices)
+is recorded with its error and the next one runs, and no new count starts after
+``--budget-seconds``.
 """
 
 from __future__ import annotations
@@ -27,73 +36,74 @@ import argparse
 import gc
 import json
 import pathlib
+import re
 import sys
 import time
+import traceback
 
+import _t5_bench as tb
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
-from spec_decode import SamplingConfig, autoregressive_decode, sharding, speculative_decode, theory
-from spec_decode.bench import time_call
-from spec_decode.decode import _lengths, _speculative_jit
+from spec_decode import SamplingConfig, sharding, theory
+from spec_decode.decode import _autoregressive_jit, _lengths, _speculative_jit
 from spec_decode.keys import row_keys
-from spec_decode.t5 import T5Config, T5Decoding, make_t5_inputs
+from spec_decode.t5 import T5Decoding, make_t5_inputs
 
-# T5 1.1 sizes (T5X gin): emb_dim, num_heads, layers (encoder = decoder), mlp_dim; head_dim 64.
-SIZES = {
-    "small": (512, 6, 8, 1024),
-    "base": (768, 12, 12, 2048),
-    "large": (1024, 16, 24, 2816),
-    "xl": (2048, 32, 24, 5120),
-    "xxl": (4096, 64, 24, 10240),
-}
 PAPER_ALPHA = {0.0: 0.75, 1.0: 0.62}  # T5-XXL target, T5-small draft, WMT EnDe (Table 3)
 
 
-def t5_config(size: str, layers: int | None, smoke: bool) -> T5Config:
-    emb, heads, depth, mlp = SIZES[size]
-    if smoke:  # the same shapes' roles at a size a CPU compiles in seconds
-        emb, heads, depth, mlp = emb // 64, max(heads // 4, 2), 2, mlp // 64
-    return T5Config(
-        vocab_size=512 if smoke else 32128, dtype="bfloat16", emb_dim=emb, num_heads=heads,
-        num_encoder_layers=layers or depth, num_decoder_layers=layers or depth,
-        head_dim=8 if smoke else 64, mlp_dim=mlp, mlp_activations=("gelu", "linear"),
-        dropout_rate=0.0,
-    )  # fmt: skip
-
-
 def init_on_mesh(model: T5Decoding, key, mesh, shard: bool):
-    """Random bfloat16 params created directly in their final layout (never gathered)."""
-    shapes = jax.eval_shape(model.init, key)
-    if shard:
-        shardings = sharding.param_shardings(shapes, model.logical_axes(), mesh)
-    else:
-        shardings = jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), shapes)
-
-    def init(key):
-        return jax.tree.map(lambda x: x.astype(jnp.bfloat16), model.init(key))
-
+    """Random bfloat16 params made directly in their final layout; (params, seconds)."""
     start = time.perf_counter()
-    params = jax.block_until_ready(jax.jit(init, out_shardings=shardings)(key))
+    if shard:
+        shapes = jax.eval_shape(model.init, key)
+        layout = sharding.param_shardings(shapes, model.logical_axes(), mesh)
+    else:
+        layout = tb.replicated(mesh)
+    params = tb.random_params(model, key, layout)
     return params, time.perf_counter() - start
 
 
+def compile_ahead(jitted, *args, **kwargs):
+    """(the compiled executable, compile seconds); call it with the non-static arguments."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args, **kwargs).compile()
+    return compiled, time.perf_counter() - start
+
+
 def peak_memory_gb(devices) -> float | None:
-    stats = [d.memory_stats() or {} for d in devices]
-    peaks = [s.get("peak_bytes_in_use") for s in stats]
-    return None if None in peaks else round(max(peaks) / 2**30, 2)
+    """The largest peak of ``devices`` (None where the backend keeps no statistics)."""
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in devices]
+    peaks = [p for p in peaks if p is not None]
+    return round(max(peaks) / 2**30, 2) if peaks else None
 
 
-def run_one(args, gpus: int) -> dict:
+def run_one(args, gpus: int, used_devices: set) -> dict:
     devices = jax.devices()[:gpus]
     if len(devices) < gpus:
-        raise SystemExit(f"--gpus {gpus}: only {len(jax.devices())} devices are visible")
+        raise ValueError(f"--gpus {gpus} is not allowed here: only {len(devices)} devices")
+    # Peak memory is a per-process high-water mark: only devices no earlier count used give
+    # this count's own peak (with 1, 2, 4 in turn: device 0, then 1, then 2 and 3).
+    fresh = [d for d in devices if d.id not in used_devices]
+    used_devices.update(d.id for d in devices)
+    record: dict = {"gpus": gpus, "device": devices[0].device_kind}
     mesh = sharding.make_mesh(data=1, model=gpus, devices=devices)
-    target = T5Decoding(t5_config(args.target_size, args.layers, args.smoke))
-    draft = T5Decoding(t5_config(args.draft_size, None, args.smoke))
-    target_params, target_init_s = init_on_mesh(target, jax.random.key(0), mesh, shard=True)
+    rules = sharding.STANDARD_RULES
+    target = T5Decoding(tb.t5_config(args.target_size, args.smoke, args.layers))
+    draft = T5Decoding(tb.t5_config(args.draft_size, args.smoke))
+    target_params, record["target_init_s"] = init_on_mesh(
+        target, jax.random.key(0), mesh, shard=True
+    )
+    record["target_param_gb_per_device"] = round(
+        sum(x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(target_params)) / 2**30,
+        2,
+    )
+    tb.log(
+        f"gpus={gpus}: target {args.target_size} created in {record['target_init_s']:.1f} s, "
+        f"{record['target_param_gb_per_device']} GB per device"
+    )
     draft_params, _ = init_on_mesh(draft, jax.random.key(1), mesh, shard=args.shard_draft)
     if not args.shard_draft:
         draft = sharding.Replicated(draft)  # its cache stays whole on each device too
@@ -104,97 +114,124 @@ def run_one(args, gpus: int) -> dict:
     target_in = make_t5_inputs(target_params, source)
     draft_in = make_t5_inputs(draft_params, source)
     prompts = sharding.shard_batch(jnp.zeros((args.batch, 1), jnp.int32), mesh)  # BOS
-    key = jax.random.key(2)
+    lengths = _lengths(prompts, None)
+    keys = row_keys(jax.random.key(2), args.batch)
     sampling = SamplingConfig(temperature=args.temperature)
-    common = dict(max_new_tokens=args.max_new_tokens, sampling=sampling, mesh=mesh)
+    common = dict(
+        max_new_tokens=args.max_new_tokens, sampling=sampling, eos_id=None, pad_id=0, mesh=mesh,
+        rules=rules,
+    )  # fmt: skip
 
-    # Compile the speculative loop explicitly to read its HLO; the call below reuses it.
-    start = time.perf_counter()
-    compiled = _speculative_jit.lower(
-        target, target_in, draft, draft_in, prompts, _lengths(prompts, None),
-        row_keys(key, args.batch), gamma=args.gamma, max_new_tokens=args.max_new_tokens,
-        sampling=sampling, eos_id=None, pad_id=0, mesh=mesh, rules=sharding.STANDARD_RULES,
-    ).compile()  # fmt: skip
-    compile_s = time.perf_counter() - start
-    gathers = sharding.weight_gathers(compiled.as_text(), target_params)
-    del compiled
-
-    def per_token_ms(seconds, result):
-        return 1000 * seconds / int(np.asarray(result.lengths).sum())
-
-    ar_s, ar = time_call(
-        lambda: autoregressive_decode(target, target_in, prompts, None, key, **common),
-        args.repeats,
+    # Each decoder is compiled ahead of time (its compile seconds recorded, its HLO readable)
+    # and the timed calls run that executable.
+    spec, record["speculative_compile_s"] = compile_ahead(
+        _speculative_jit, target, target_in, draft, draft_in, prompts, lengths, keys,
+        gamma=args.gamma, **common,
+    )  # fmt: skip
+    hlo = spec.as_text()
+    gathers = sharding.weight_gathers(hlo, target_params)
+    record["weight_all_gathers"] = len(gathers)
+    record["speculative_collectives"] = collective_counts(hlo)
+    tb.log(
+        f"gpus={gpus}: speculative loop compiled in {record['speculative_compile_s']:.1f} s, "
+        f"{len(gathers)} weight all-gathers"
     )
-    sd_s, sd = time_call(
-        lambda: speculative_decode(
-            target, target_in, draft, draft_in, prompts, None, key, gamma=args.gamma, **common
-        ),
-        args.repeats,
-    )
-    draft_s, draft_ar = time_call(
-        lambda: autoregressive_decode(draft, draft_in, prompts, None, key, **common),
-        args.repeats,
-    )
-    ar_ms, sd_ms = per_token_ms(ar_s, ar), per_token_ms(sd_s, sd)
-    c = per_token_ms(draft_s, draft_ar) / ar_ms
+    sd_s, _, sd = tb.timed(lambda: spec(target_in, draft_in, prompts, lengths, keys), args.repeats)
+    sd_ms = per_token_ms(sd_s, sd)
     summary = sd.summary()
+    tb.log(f"gpus={gpus}: speculative {sd_ms:.3f} ms/token, alpha {summary['alpha']:.3f}")
+
+    ar, record["ar_compile_s"] = compile_ahead(
+        _autoregressive_jit, target, target_in, prompts, lengths, keys, **common
+    )
+    ar_s, _, ar_result = tb.timed(lambda: ar(target_in, prompts, lengths, keys), args.repeats)
+    ar_ms = per_token_ms(ar_s, ar_result)
+    tb.log(f"gpus={gpus}: autoregressive {ar_ms:.3f} ms/token")
+    record["ar_collectives"] = collective_counts(ar.as_text())
+    differs = np.nonzero((np.asarray(ar_result.tokens) != np.asarray(sd.tokens)).any(axis=0))[0]
+
+    draft_ar, record["draft_ar_compile_s"] = compile_ahead(
+        _autoregressive_jit, draft, draft_in, prompts, lengths, keys, **common
+    )
+    draft_s, _, draft_result = tb.timed(
+        lambda: draft_ar(draft_in, prompts, lengths, keys), args.repeats
+    )
+    c = per_token_ms(draft_s, draft_result) / ar_ms
     paper_alpha = PAPER_ALPHA.get(args.temperature, 0.75)
     predicted = theory.expected_speedup(paper_alpha, args.gamma, c)
-    record = {
-        "gpus": gpus,
-        "device": devices[0].device_kind,
-        "target": args.target_size,
-        "draft": args.draft_size,
-        "draft_sharded": args.shard_draft,
-        "batch": args.batch,
-        "source_length": args.source_length,
-        "gamma": args.gamma,
-        "temperature": args.temperature,
-        "max_new_tokens": args.max_new_tokens,
-        "ar_ms_per_token": round(ar_ms, 3),
-        "spec_ms_per_token": round(sd_ms, 3),
-        "alpha": round(summary["alpha"], 3),
-        "tokens_per_target_call": round(summary["tokens_per_target_call"], 3),
-        "c": round(c, 4),
-        "paper_alpha": paper_alpha,
-        "predicted_spec_ms_per_token_at_paper_alpha": round(ar_ms / predicted, 3),
-        "predicted_speedup_at_paper_alpha": round(predicted, 2),
-        "weight_all_gathers": len(gathers),
-        "target_init_s": round(target_init_s, 1),
-        "speculative_compile_s": round(compile_s, 1),
-        "peak_memory_gb_per_device": peak_memory_gb(devices),
-        "target_param_gb_per_device": round(
-            sum(x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(target_params))
-            / 2**30,
-            2,
-        ),
-    }
+    record.update(
+        target=args.target_size,
+        draft=args.draft_size,
+        draft_sharded=args.shard_draft,
+        target_layers=target.config.num_decoder_layers,
+        batch=args.batch,
+        source_length=args.source_length,
+        gamma=args.gamma,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        ar_ms_per_token=round(ar_ms, 3),
+        spec_ms_per_token=round(sd_ms, 3),
+        draft_ar_ms_per_token=round(per_token_ms(draft_s, draft_result), 3),
+        alpha=round(summary["alpha"], 3),
+        tokens_per_target_call=round(summary["tokens_per_target_call"], 3),
+        # Greedy speculative equals greedy autoregressive up to rounding: bfloat16 sums over
+        # K + 1 verified positions round differently from one position, which flips near-ties.
+        greedy_first_difference=(int(differs[0]) if differs.size else None)
+        if args.temperature == 0
+        else None,
+        c=round(c, 4),
+        paper_alpha=paper_alpha,
+        predicted_spec_ms_per_token_at_paper_alpha=round(ar_ms / predicted, 3),
+        predicted_speedup_at_paper_alpha=round(predicted, 2),
+        peak_memory_gb_per_device=peak_memory_gb(fresh),
+    )
     return record
+
+
+_COLLECTIVE = re.compile(
+    r"\s(all-reduce|all-gather|reduce-scatter|collective-permute|all-to-all)(?:-start)?\("
+)
+
+
+def collective_counts(hlo_text: str) -> dict[str, int]:
+    """How many of each collective op a compiled program holds (a loop body's count once)."""
+    counts: dict[str, int] = {}
+    for match in _COLLECTIVE.finditer(hlo_text):
+        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return counts
+
+
+def per_token_ms(seconds: float, result) -> float:
+    return 1000 * seconds / max(int(np.asarray(result.lengths).sum()), 1)
 
 
 def markdown(records: list[dict]) -> str:
     head = (
         "| GPUs | target GB/GPU | AR ms/token | spec ms/token (alpha) | tokens/call | c | "
-        "predicted spec ms/token at paper alpha (speedup) | weight all-gathers |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "predicted spec ms/token at paper alpha (speedup) | weight all-gathers | "
+        "compile s (spec, AR) |\n|---|---|---|---|---|---|---|---|---|"
     )
-    rows = [
-        f"| {r['gpus']} | {r['target_param_gb_per_device']} | {r['ar_ms_per_token']} | "
-        f"{r['spec_ms_per_token']} ({r['alpha']}) | {r['tokens_per_target_call']} | {r['c']} | "
-        f"{r['predicted_spec_ms_per_token_at_paper_alpha']} "
-        f"({r['predicted_speedup_at_paper_alpha']}x at {r['paper_alpha']}) | "
-        f"{r['weight_all_gathers']} |"
-        for r in records
-    ]
-    return head + "\n".join(rows)
+    rows = []
+    for r in records:
+        if "error" in r:
+            rows.append(f"| {r['gpus']} | failed: {r['error'][:80]} |||||||||")
+            continue
+        rows.append(
+            f"| {r['gpus']} | {r['target_param_gb_per_device']} | {r['ar_ms_per_token']} | "
+            f"{r['spec_ms_per_token']} ({r['alpha']}) | {r['tokens_per_target_call']} | "
+            f"{r['c']} | {r['predicted_spec_ms_per_token_at_paper_alpha']} "
+            f"({r['predicted_speedup_at_paper_alpha']}x at {r['paper_alpha']}) | "
+            f"{r['weight_all_gathers']} | {r['speculative_compile_s']:.0f}, "
+            f"{r['ar_compile_s']:.0f} |"
+        )
+    return "\n".join([head, *rows])
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gpus", default="1,2,4", help="model-axis sizes, comma-separated")
-    parser.add_argument("--target-size", default="xxl", choices=sorted(SIZES))
-    parser.add_argument("--draft-size", default="small", choices=sorted(SIZES))
+    parser.add_argument("--target-size", default="xxl", choices=list(tb.SIZES))
+    parser.add_argument("--draft-size", default="small", choices=list(tb.SIZES))
     parser.add_argument("--layers", type=int, default=None, help="override the target's depth")
     parser.add_argument("--shard-draft", action="store_true", help="split the draft too")
     parser.add_argument("--batch", type=int, default=1)
@@ -203,6 +240,10 @@ def parse_args(argv=None):
     parser.add_argument("--gamma", type=int, default=7)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--budget-seconds", type=float, default=None,
+        help="start no new GPU count after this many seconds (default: no limit)",
+    )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="tiny models (CPU)")
     parser.add_argument("--out", default="mesh_results.json", help="JSON list, appended to")
     args = parser.parse_args(argv)
@@ -212,21 +253,46 @@ def parse_args(argv=None):
         parser.error(f"--gpus={args.gpus!r} is not allowed: comma-separated integers")
     if not args.gpus or min(args.gpus) < 1:
         parser.error(f"--gpus={args.gpus!r} is not allowed: integers >= 1")
+    for name in ("batch", "source_length", "max_new_tokens", "gamma", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} is not allowed: >= 1")
+    if args.layers is not None and args.layers < 1:
+        parser.error(f"--layers={args.layers} is not allowed: an integer >= 1")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = pathlib.Path(args.out)
-    records = json.loads(out.read_text()) if out.exists() else []
+    earlier = json.loads(out.read_text()) if out.exists() else []
+    tb.log(
+        f"jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}; "
+        f"target {args.target_size}, draft {args.draft_size}, gpus {args.gpus}"
+    )
+    records: list[dict] = []
+    used_devices: set = set()
     for gpus in args.gpus:
-        record = run_one(args, gpus)
-        gc.collect()  # the previous mesh's weights go before the next ones are made
-        print(json.dumps(record), flush=True)
-        records.append(record)
-        out.write_text(json.dumps(records, indent=1))
-    print(markdown(records))
-    return 0
+        if args.budget_seconds is not None and tb.elapsed() > args.budget_seconds:
+            tb.log(f"budget of {args.budget_seconds:.0f} s spent: gpus={gpus} and later not run")
+            records.append(
+                {"gpus": gpus, "error": f"not started: budget spent ({tb.elapsed():.0f} s)"}
+            )
+            break
+        start = time.perf_counter()
+        try:
+            record = run_one(args, gpus, used_devices)
+        except Exception as error:  # one failing count (OOM, too few devices) must not end the run
+            traceback.print_exc()
+            record = {"gpus": gpus, "error": tb.error_text(error)}
+        record["seconds"] = time.perf_counter() - start
+        records.append(tb.finite(record))
+        out.write_text(json.dumps(earlier + records, indent=1))
+        print(json.dumps(records[-1]), flush=True)
+        # The executables and this count's weights go before the next mesh's are made.
+        gc.collect()
+        jax.clear_caches()
+    print(markdown(records), flush=True)
+    return 0 if all("error" not in r for r in records) else 1
 
 
 if __name__ == "__main__":
