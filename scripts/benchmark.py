@@ -3,9 +3,14 @@
     python scripts/benchmark.py --smoke --out /tmp/bench            # tiny random models, CPU
     python scripts/benchmark.py --target smollm2 --drafts neural,prompt-lookup \
         --gammas 1,2,3,4,5,6,7,8 --batches 1,4,16,64 --temperatures 0,1 --out results/
+    python scripts/benchmark.py --mesh 2,4 ...     # 8 devices: rows over 2, target split over 4
 
 Writes results.json (one record per configuration), best_gamma.json, results.md and PNG plots
 (speedup against gamma with the Theorem 3.8 curve; speedup against batch size).
+
+``--mesh DATA,MODEL`` runs on a device mesh (``spec_decode.sharding``; data * model devices):
+the target's params split by their logical axes, a neural draft replicated on every device,
+each configuration's prompt rows split over 'data'; records then carry "mesh".
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
+from spec_decode import sharding
 from spec_decode.bench import BenchConfig, measure_cost_ratio, measure_pair
 from spec_decode.bench.report import write
 
@@ -51,7 +57,17 @@ def parse_args(argv=None):
     )
     parser.add_argument("--out", default="benchmark_results")
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few configurations")
+    parser.add_argument(
+        "--mesh", default=None, help="DATA,MODEL: run on a device mesh of data * model devices"
+    )
     args = parser.parse_args(argv)
+    if args.mesh is not None:
+        try:
+            args.mesh = tuple(int(x) for x in args.mesh.split(","))
+        except ValueError:
+            args.mesh = ()
+        if len(args.mesh) != 2 or min(args.mesh) < 1:
+            parser.error("--mesh is not allowed as given: it must be DATA,MODEL (e.g. 2,4)")
     if args.smoke:
         args.target, args.drafts = "tiny", "tiny"
         args.gammas, args.batches, args.temperatures = [1, 3], [1, 2], [1.0]
@@ -118,6 +134,12 @@ def main(argv=None) -> int:
         lengths = None
     else:
         target, target_params, drafts, (prompts, lengths), eos_id = _smollm2_models(args, names)
+    mesh = None
+    if args.mesh is not None:
+        data, model = args.mesh
+        mesh = sharding.make_mesh(data, model, devices=jax.devices()[: data * model])
+        target_params = sharding.shard_params(target_params, target.logical_axes(), mesh)
+        drafts = {name: sharding.place_draft(*pair, mesh) for name, pair in drafts.items()}
     records = []
     grid = list(itertools.product(names, args.batches, args.temperatures, args.gammas))
     for pair in filter(None, args.extra.split(",")):
@@ -131,13 +153,19 @@ def main(argv=None) -> int:
                 target, target_params, draft, draft_params, batch
             )[0]
         rows = jnp.arange(batch) % prompts.shape[0]
+        batch_prompts, batch_lengths = prompts[rows], None if lengths is None else lengths[rows]
+        if mesh is not None:
+            batch_prompts, batch_lengths = sharding.shard_batch(
+                (batch_prompts, batch_lengths), mesh
+            )
         record = measure_pair(
-            target, target_params, draft, draft_params, prompts[rows],
-            None if lengths is None else lengths[rows],
+            target, target_params, draft, draft_params, batch_prompts, batch_lengths,
             BenchConfig(gamma, batch, temperature, args.max_new_tokens, args.repeats),
-            cost_ratio=costs[(name, batch)], eos_id=eos_id,
+            cost_ratio=costs[(name, batch)], eos_id=eos_id, mesh=mesh,
         )  # fmt: skip
         record.update(target=args.target, draft=name)
+        if mesh is not None:
+            record["mesh"] = dict(mesh.shape)
         records.append(record)
         print(json.dumps(record), flush=True)
         write(records, pathlib.Path(args.out))  # after every record: a cut-off run keeps its data

@@ -12,6 +12,11 @@ files are parsed in order, then ``--gin_bindings`` / ``--gin.NAME=VALUE`` (gin e
 strings keep their quotes). Runs ``spec_decode.t5x_compat.inference.infer`` with the bindings,
 shows a progress bar, writes predictions.jsonl and summary.json to INFER_OUTPUT_DIR and prints
 the summary as JSON.
+
+``--mesh=DATA,MODEL`` decodes on a (data, model) mesh of all devices (data * model of them):
+the target split over 'model', the draft replicated, batch rows over 'data'. It is the same as
+``--gin.MESH="@sharding.make_mesh()" --gin.MESH_DATA=DATA --gin.MESH_MODEL=MODEL`` and wins
+over a MESH bound in the gin files. See docs/MESH.md.
 """
 
 from __future__ import annotations
@@ -36,12 +41,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="extra directories for gin files and includes (repeatable, or comma-separated)",
     )
+    parser.add_argument(
+        "--mesh", default=None, help="DATA,MODEL: decode on a device mesh (e.g. 1,4)"
+    )
     parser.add_argument("--print_config", action="store_true", help="print the bound config")
     args = parser.parse_args(gin_support.rewrite_gin_args(argv))
     if not args.gin_file:
         parser.error("--gin_file is required (e.g. --gin_file=runs/infer_speculative.gin)")
     args.gin_search_paths = [p for arg in args.gin_search_paths for p in arg.split(",") if p]
+    if args.mesh is not None:
+        args.mesh = parse_mesh(args.mesh, parser)
     return args
+
+
+def parse_mesh(text: str, parser: argparse.ArgumentParser) -> tuple[int, int]:
+    """'DATA,MODEL' -> (data, model), both integers >= 1."""
+    try:
+        data, model = (int(x) for x in text.split(","))
+    except ValueError:
+        parser.error(f"--mesh={text!r} is not allowed: it must be DATA,MODEL (e.g. 1,4)")
+    if data < 1 or model < 1:
+        parser.error(f"--mesh={text!r} is not allowed: DATA and MODEL must be >= 1")
+    return data, model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             import gin
 
             print(gin.config_str(), file=sys.stderr)
-        summary = gin_support.configured(inference.infer)()
+        overrides = {}
+        if args.mesh is not None:
+            from spec_decode import sharding
+
+            overrides["mesh"] = sharding.make_mesh(*args.mesh)
+        summary = gin_support.configured(inference.infer)(**overrides)
     except (ValueError, OSError, RuntimeError) as error:
         message = str(error)
         if isinstance(error, RuntimeError) and "Required bindings" not in message:

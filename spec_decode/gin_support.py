@@ -8,6 +8,12 @@ spec_decode is decorated: a file imports the module and binds ``t5.T5Config.emb_
     gin_support.parse_gin(["runs/infer_speculative.gin", "pairs/xxl_small.gin"],
                           ["TARGET_CHECKPOINT_PATH = '/ckpt/xxl'", ...])
     summary = gin_support.configured(inference.infer)()
+
+The device mesh is configurable too: ``parse_gin`` registers ``spec_decode.sharding.make_mesh``
+and ``make_rules`` under their full names, so any file or binding can name them (also without
+importing the module), e.g. ``MESH = @spec_decode.sharding.make_mesh()`` with
+``spec_decode.sharding.make_mesh.model = 4``; ``runs/infer_speculative.gin`` wires ``MESH``,
+``MESH_DATA`` and ``MESH_MODEL`` into ``inference.infer``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,22 @@ def add_search_paths(paths: Sequence[str] = ()) -> None:
             gin.add_config_file_search_path(path)
 
 
+@functools.cache
+def register_mesh_configurables() -> None:
+    """Make ``spec_decode.sharding.make_mesh`` and ``make_rules`` gin configurables (once).
+
+    Registered under the module's full name, they coexist with a file's dynamic registration
+    (``from spec_decode import sharding`` then ``sharding.make_mesh``): both names reach the
+    same function and the same bindings.
+    """
+    import gin
+
+    from spec_decode import sharding
+
+    for fn in (sharding.make_mesh, sharding.make_rules):
+        gin.external_configurable(fn, module="spec_decode.sharding")
+
+
 def rewrite_gin_args(argv: Sequence[str]) -> list[str]:
     """T5X's shorthand: ``--gin.NAME=value`` becomes ``--gin_bindings=NAME = value``.
 
@@ -88,6 +110,7 @@ def parse_gin(
     import gin
 
     add_search_paths(search_paths)
+    register_mesh_configurables()
     for name in gin_files:
         if not _findable(name, search_paths):
             raise FileNotFoundError(

@@ -76,12 +76,19 @@ def analytic_alpha(target, target_params, draft, draft_params, sequences, sampli
 
 def measure_pair(
     target, target_params, draft, draft_params, prompts, prompt_lengths, config: BenchConfig,
-    *, cost_ratio: float, eos_id=None, seed: int = 0,
+    *, cost_ratio: float, eos_id=None, seed: int = 0, mesh=None, rules=None,
 ) -> dict:  # fmt: skip
-    """Time both decoders on the same prompts [B, P]; return one record (see BENCHMARKS.md)."""
+    """Time both decoders on the same prompts [B, P]; return one record (see BENCHMARKS.md).
+
+    With ``mesh`` (params and prompts already placed by ``spec_decode.sharding``) both decoders
+    run on it with the logical axis ``rules``.
+    """
     sampling = SamplingConfig(temperature=config.temperature)
     keys = jax.random.split(jax.random.key(seed), prompts.shape[0])
-    common = dict(max_new_tokens=config.max_new_tokens, sampling=sampling, eos_id=eos_id)
+    common = dict(
+        max_new_tokens=config.max_new_tokens, sampling=sampling, eos_id=eos_id, mesh=mesh,
+        rules=rules,
+    )  # fmt: skip
     ar_s, ar = time_call(
         lambda: autoregressive_decode(
             target, target_params, prompts, prompt_lengths, keys, **common

@@ -10,6 +10,11 @@ run), and writes ``predictions.jsonl`` (one line per example, in input order) an
                "generated_tokens": 13, "alpha": 0.32}}
 
 (plus "targets" when the input has them). ``alpha`` is accepted / (target_calls * gamma).
+
+With ``mesh`` (a ``('data', 'model')`` mesh from ``spec_decode.sharding.make_mesh``) the target's
+parameters are split by their logical axes as T5X splits them, the draft's are replicated on
+every device, and each batch's rows are split over 'data' (``batch_size`` should be a multiple
+of the data axis size); the predictions are the same as on one device.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from spec_decode import sharding
 from spec_decode.t5x_compat.decode_fn import STATISTICS
 from spec_decode.t5x_compat.model import SpeculativeEncoderDecoderModel
 
@@ -46,6 +52,8 @@ def infer(
     restore_dtype: str | None = None,
     seed: int = 0,
     progress: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
+    rules: sharding.Rules | None = None,
 ) -> dict[str, Any]:
     """Decode every input and write the predictions; returns the run's summary.
 
@@ -64,6 +72,8 @@ def infer(
       restore_dtype: cast the checkpoints' parameters ('bfloat16', 'float32' or None).
       seed: batch i decodes with ``fold_in(PRNGKey(seed), i)``.
       progress: show a progress bar on stderr.
+      mesh: decode on this device mesh (see the module docstring); None: one device.
+      rules: logical axis rules for ``mesh`` (default ``sharding.STANDARD_RULES``).
     """
     from tqdm import tqdm
 
@@ -72,10 +82,19 @@ def infer(
     for name, value in {"batch_size": batch_size, **sizes}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
+    if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
+        raise ValueError(
+            f"mesh={mesh!r} is not allowed: it must be None or a jax.sharding.Mesh "
+            "(spec_decode.sharding.make_mesh builds one; gin: @sharding.make_mesh())"
+        )
+    rules = sharding.check_rules(rules)
     examples, vocabulary = _examples(
         model, input_file, mixture_or_task_name, mixture_or_task_module, split, lengths
     )
-    params = model.load_params(target_checkpoint_path, draft_checkpoint_path, restore_dtype)
+    params = _load_params(
+        model, target_checkpoint_path, draft_checkpoint_path, restore_dtype, mesh, rules
+    )
+    decoder_params = {"eos_id": vocabulary.eos_id, **_mesh_decoder_params(model, mesh, rules)}
     os.makedirs(output_dir, exist_ok=True)
     predictions_path = os.path.join(output_dir, PREDICTIONS)
     totals = dict.fromkeys(STATISTICS, 0)
@@ -87,9 +106,11 @@ def infer(
     ):
         for index, chunk in enumerate(_chunks(examples, batch_size)):
             batch = _batch(chunk, batch_size, lengths, vocabulary.eos_id)
+            if mesh is not None:
+                batch = sharding.shard_batch(batch, mesh, rules)
             rng = jax.random.fold_in(jax.random.PRNGKey(seed), index)
             decodes, aux = model.predict_batch_with_aux(
-                params, batch, rng=rng, decoder_params={"eos_id": vocabulary.eos_id}
+                params, batch, rng=rng, decoder_params=decoder_params
             )
             decodes, aux = np.asarray(decodes), jax.tree.map(np.asarray, aux)
             for row, example in enumerate(chunk):
@@ -105,9 +126,40 @@ def infer(
             bar.update(len(chunk))
     summary = _summary(totals, count, model.gamma, time.perf_counter() - start)
     summary["predictions"] = predictions_path
+    summary["mesh"] = None if mesh is None else dict(mesh.shape)
     with open(os.path.join(output_dir, SUMMARY), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
+
+
+def _load_params(model, target_path, draft_path, restore_dtype, mesh, rules):
+    """{'target', 'draft'} params; on ``mesh``: the target split, the draft replicated.
+
+    With a mesh the checkpoints are read into host memory first, so that no accelerator ever
+    holds a whole target that is meant to be split.
+    """
+    if mesh is None:
+        return model.load_params(target_path, draft_path, restore_dtype)
+    try:
+        host = jax.local_devices(backend="cpu")[0]
+    except (RuntimeError, ValueError):  # no CPU backend (JAX_PLATFORMS without it)
+        host = None  # the default device then
+    with jax.default_device(host):
+        params = model.load_params(target_path, draft_path, restore_dtype)
+    target = model.target_model
+    return {
+        "target": sharding.shard_params(params["target"], target.logical_axes(), mesh, rules),
+        "draft": sharding.replicate(params["draft"], mesh),
+    }
+
+
+def _mesh_decoder_params(model, mesh, rules) -> dict:
+    """``mesh`` and ``rules`` for the decode_fn when it takes them (it then pins the caches'
+    layout too); otherwise the decoders follow the layout of their sharded inputs."""
+    keywords = getattr(model, "_decode_keywords", None) or set()
+    if mesh is None or "mesh" not in keywords:
+        return {}
+    return {"mesh": mesh, "rules": rules}
 
 
 def read_input_file(path: str) -> list[dict[str, Any]]:
