@@ -4,11 +4,13 @@
     python scripts/distill_draft.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf --out results/draft
     python scripts/distill_draft.py --smoke --out /tmp/draft      # tiny random target, CPU, < 1 min
 
-Steps: chat prompts (train / held-out split, disjoint templates and topics) -> target
-continuations at temperature 1 and 0 -> unigram and sparse-bigram tables from them -> one draft
-per --subsets size (a head over the M most frequent tokens; M = V is the full head), trained
-with forward KL -> held-out alpha at T = 0 and 1 (empirical and analytic) and c for every
-draft, prompt lookup and the n-gram drafts -> weights, tables and metrics.json under --out.
+Steps: training requests from three sources (template prompts on 40 topics, templates on words
+of the target's vocabulary, and user requests sampled from the target itself; none names a
+held-out topic) -> target continuations at temperature 1 and 0 -> unigram and sparse-bigram
+tables from them -> one draft per --subsets size (a head over the M most frequent tokens; M = V
+is the full head), trained with forward KL -> held-out alpha at T = 0 and 1 (empirical and
+analytic) and c for every draft, prompt lookup and the n-gram drafts (also alpha on the CLI
+demo's prompts, which no training source contains) -> weights, tables and metrics.json.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spec_decode.app import demo
 from spec_decode.distill import checkpoint, data, evaluate, prompts
 from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
 from spec_decode.drafts import (
@@ -34,6 +37,12 @@ from spec_decode.drafts import (
 )
 from spec_decode.models import LlamaConfig, LlamaLM
 
+# Openings for the sampled requests: "" leaves the target free; the rest spread requests over
+# kinds an assistant is asked for (the CLI demo's prompts themselves are excluded from training).
+OPENINGS = ("", "", "", "Write a Python", "Explain", "What is", "How do I", "Why", "Can you",
+            "Write a", "Give me", "Describe", "What is the difference between", "Solve",
+            "Summarize", "List")  # fmt: skip
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -42,8 +51,34 @@ def parse_args(argv=None):
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--mlp-dim", type=int, default=1536)
     parser.add_argument("--subsets", default="8192,49152", help="head sizes M to train")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=3000, help="at most this many steps")
+    parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=None,
+        help="wall-clock budget per draft (compilation excluded)",
+    )
+    parser.add_argument(
+        "--templates", type=int, default=None, help="only the first N template prompts"
+    )
+    parser.add_argument(
+        "--user-prompts", type=int, default=0, help="user requests sampled from the target"
+    )
+    parser.add_argument(
+        "--topic-prompts",
+        type=int,
+        default=0,
+        help="template prompts on words of the target's vocabulary",
+    )
+    parser.add_argument(
+        "--prompt-width",
+        type=int,
+        default=112,
+        help="prompt tokens (one compiled decoder for every prompt set)",
+    )
     parser.add_argument("--batch", type=int, default=32, help="training sequences per step")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--neural-only", action="store_true", help="evaluate only neural drafts")
     parser.add_argument("--samples", type=int, default=12, help="samples per prompt at T = 1")
     parser.add_argument("--new-tokens", type=int, default=192)
     parser.add_argument("--bigram-top", type=int, default=8)
@@ -54,6 +89,7 @@ def parse_args(argv=None):
     if args.smoke:
         args.layers, args.mlp_dim, args.subsets, args.steps, args.batch = 1, 64, "48,64", 30, 8
         args.samples, args.new_tokens, args.gamma = 1, 12, 3
+        args.user_prompts, args.topic_prompts, args.prompt_width = 0, 0, 24
     return args
 
 
@@ -68,6 +104,9 @@ def _smoke_target():
 
         def chat(self, messages):
             return [2 + (ord(c) % 60) for c in messages[0]["content"][:10]]
+
+        def id_to_token(self, token_id):
+            return None
 
     return model, model.init(jax.random.key(0)), Tokens()
 
@@ -86,17 +125,45 @@ def main(argv=None) -> int:
         dtype = jnp.bfloat16 if jax.default_backend() == "gpu" else jnp.float32
         target, target_params = load_smollm2(dtype=dtype, path=args.gguf)
         tokenizer = load_smollm2_tokenizer(path=args.gguf)
-        train_texts, held_texts = prompts.train_prompts(), prompts.held_out_prompts()
+        train_texts = prompts.train_prompts()[: args.templates]
+        held_texts = prompts.held_out_prompts()
     vocab = target.vocab_size
-    train_prompts, train_lengths = data.chat_prompts(tokenizer, train_texts)
+    sources = {"templates": (train_texts, args.samples)}
+    if args.topic_prompts:
+        tokens = [tokenizer.id_to_token(i) or "" for i in range(vocab)]
+        topics = prompts.vocabulary_topics(tokens, args.topic_prompts, seed=args.seed)
+        sources["vocabulary topics"] = (prompts.topic_prompts(topics, seed=args.seed), 1)
+    if args.user_prompts:
+        sampled = data.sample_user_messages(
+            target, target_params, tokenizer, args.user_prompts, openings=OPENINGS,
+            seed=args.seed,
+        )  # fmt: skip
+        excluded = set(demo.PROMPTS)
+        sampled = [
+            m for m in sampled if m and m not in excluded and not prompts.mentions_held_out(m)
+        ]
+        sources["target's own requests"] = (sampled, 1)
+    parts = []
+    for name, (texts, samples) in sources.items():
+        fits = [t for t in texts if len(tokenizer.chat([{"role": "user", "content": t}]))
+                <= args.prompt_width]  # fmt: skip
+        if len(fits) < len(texts):
+            print(f"{name}: {len(texts) - len(fits)} prompts over --prompt-width left out")
+        sources[name], texts = (fits, samples), fits
+        tokens, lengths = data.chat_prompts(tokenizer, texts, width=args.prompt_width)
+        parts.append(data.generate_sequences(
+            target, target_params, tokens, lengths, samples=samples, new_tokens=args.new_tokens,
+            batch=min(256, len(tokens)), eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+            seed=args.seed + len(parts),
+        ))  # fmt: skip
+        print(f"{name}: {len(texts)} prompts, e.g. {texts[len(texts) // 2]!r}", flush=True)
+    sequences = np.concatenate([s for s, _ in parts])
+    lengths = np.concatenate([n for _, n in parts])
     held_prompts, held_lengths = data.chat_prompts(tokenizer, held_texts)
-    sequences, lengths = data.generate_sequences(
-        target, target_params, train_prompts, train_lengths, samples=args.samples,
-        new_tokens=args.new_tokens, batch=min(256, len(train_prompts)),
-        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, seed=args.seed,
-    )  # fmt: skip
+    demo_prompts, demo_lengths = data.chat_prompts(tokenizer, list(demo.PROMPTS))
     corpus = [seq[:n] for seq, n in zip(sequences, lengths, strict=True)]
     metrics = {"train_sequences": len(sequences), "train_tokens": int(lengths.sum()),
+               "train_prompts": {k: len(v[0]) for k, v in sources.items()},
                "held_out_prompts": len(held_texts), "device": str(jax.devices()[0]),
                "args": vars(args)}  # fmt: skip
     print(json.dumps({k: metrics[k] for k in ("train_sequences", "train_tokens")}), flush=True)
@@ -131,7 +198,8 @@ def main(argv=None) -> int:
         metrics[name] = {"weights_bytes": size_bytes, "loss_first": losses[0],
                          "loss_last": float(np.mean(losses[-20:]))}  # fmt: skip
         drafts[name] = (draft, params)
-    order = [n for n in drafts if n.startswith("neural")] + [n for n in drafts if "neural" not in n]
+    order = [n for n in drafts if n.startswith("neural")]
+    order += [] if args.neural_only else [n for n in drafts if "neural" not in n]
     for name in order:
         draft, params = drafts[name]
         row = metrics.setdefault(name, {})
@@ -140,6 +208,11 @@ def main(argv=None) -> int:
                 target, target_params, draft, params, held_prompts, held_lengths,
                 temperature=temperature, gamma=args.gamma, new_tokens=args.new_tokens,
                 eos_id=tokenizer.eos_id,
+            )  # fmt: skip
+        if not args.smoke:  # the CLI demo's own prompts (greedy rows decode as they would alone)
+            row["demo T=0"] = evaluate.acceptance(
+                target, target_params, draft, params, demo_prompts, demo_lengths,
+                temperature=0.0, gamma=4, new_tokens=64, eos_id=tokenizer.eos_id,
             )  # fmt: skip
         row.update(evaluate.cost_ratio(target, target_params, draft, params))
         print(name, json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
@@ -154,7 +227,8 @@ def data_train(target, target_params, draft, params, sequences, lengths, args):
     from spec_decode.distill.train import train
 
     return train(target, target_params, draft, params, sequences, lengths, steps=args.steps,
-                 batch=args.batch, seed=args.seed)  # fmt: skip
+                 batch=args.batch, seed=args.seed, seconds=args.train_seconds,
+                 learning_rate=args.learning_rate)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,9 +7,17 @@ import pytest
 
 from spec_decode import SamplingConfig, adjusted_probs, autoregressive_decode, speculative_decode
 from spec_decode.distill import checkpoint
-from spec_decode.distill.data import chat_prompts
+from spec_decode.distill.data import chat_prompts, sample_user_messages
 from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
-from spec_decode.distill.prompts import HELD_OUT_TOPICS, TRAIN_TOPICS, held_out_prompts
+from spec_decode.distill.prompts import (
+    HELD_OUT_TOPICS,
+    TRAIN_TEMPLATES,
+    TRAIN_TOPICS,
+    held_out_prompts,
+    mentions_held_out,
+    topic_prompts,
+    vocabulary_topics,
+)
 from spec_decode.distill.train import train
 from spec_decode.models import LlamaConfig, LlamaLM
 
@@ -100,3 +108,57 @@ def test_shipped_draft_is_exact_and_accepts_far_above_chance(smollm2):
                                   **common)  # fmt: skip
     np.testing.assert_array_equal(spec.tokens, plain.tokens)
     assert spec.summary()["alpha"] >= 0.25
+
+
+def test_every_held_out_topic_is_caught_and_vocabulary_topics_avoid_them():
+    assert all(mentions_held_out(topic.upper()) for topic in HELD_OUT_TOPICS)
+    assert not any(mentions_held_out(topic) for topic in TRAIN_TOPICS)
+    vocab = ["Ġdeserts", "Ġoctopus", "Ġvolcano", "Ġlantern", "Ġa", "Ġ123456", "ĠCapital", "plain"]
+    assert vocabulary_topics(vocab, 2) == ["lantern", "volcano"]
+    with pytest.raises(ValueError, match="count=3"):
+        vocabulary_topics(vocab, 3)
+    prompts = topic_prompts(["lantern", "volcano"])
+    assert all(any(p == t.format(w) for t in TRAIN_TEMPLATES) for p, w in
+               zip(prompts, ["lantern", "volcano"], strict=True))  # fmt: skip
+
+
+class _CharTokenizer:
+    """Characters as token ids (2..V-1); 1 ends a turn; a one-line chat template."""
+
+    eos_id, pad_id = 1, 0
+
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        text = "".join(f"<{m['role']}>{m['content']}|" for m in messages)
+        return text + ("<assistant>" if add_generation_prompt else "")
+
+    def encode(self, text):
+        return [2 + ord(c) % (V - 2) for c in text]
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(chr(ord("a") + (i - 2) % 26) for i in ids)
+
+    def chat(self, messages):
+        return self.encode(self.apply_chat_template(messages))
+
+
+def test_sampled_user_messages_start_with_their_openings_and_prompt_width_is_enforced():
+    tokenizer = _CharTokenizer()
+    messages = sample_user_messages(TARGET, TARGET_PARAMS, tokenizer, 5,
+                                    openings=("", "Say"), max_tokens=6, batch=4)  # fmt: skip
+    assert len(messages) == 5
+    assert [m.startswith("Say") for m in messages] == [False, True, False, True, False]
+    assert all(0 < len(m) <= 9 for m in messages)
+    tokens, lengths = chat_prompts(tokenizer, ["ab", "abcd"], width=24)
+    assert tokens.shape == (2, 24) and list(lengths) == [20, 22]
+    with pytest.raises(ValueError, match="width=21"):
+        chat_prompts(tokenizer, ["ab", "abcd"], width=21)
+
+
+def test_training_to_a_time_budget_stops_early_but_completes_its_schedule():
+    draft = SharedEmbeddingDraft(_config(1))
+    params = init_draft(draft.body, TARGET_PARAMS, jnp.arange(V), jax.random.key(2))
+    sequences = np.asarray(jax.random.randint(jax.random.key(3), (8, 12), 0, V), np.int32)
+    lengths = np.full((8,), 12, np.int32)
+    _, losses = train(TARGET, TARGET_PARAMS, draft, params, sequences, lengths,
+                      steps=100_000, batch=4, seconds=0.5)  # fmt: skip
+    assert 11 < len(losses) < 100_000

@@ -10,10 +10,18 @@ from tqdm import tqdm
 from spec_decode import SamplingConfig, autoregressive_decode
 
 
-def chat_prompts(tokenizer, texts) -> tuple[np.ndarray, np.ndarray]:
-    """Chat-templated prompts, right-padded: tokens [N, P] and lengths [N]."""
+def chat_prompts(tokenizer, texts, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chat-templated prompts, right-padded to ``width`` (default: the longest): [N, P], [N].
+
+    A fixed ``width`` keeps one compiled decoder for several prompt sets; longer prompts are
+    an error, never silently cut.
+    """
     ids = [tokenizer.chat([{"role": "user", "content": t}]) for t in texts]
-    width = max(len(x) for x in ids)
+    longest = max(len(x) for x in ids)
+    if width is None:
+        width = longest
+    elif longest > width:
+        raise ValueError(f"width={width} is not allowed: a prompt has {longest} tokens")
     tokens = np.full((len(ids), width), tokenizer.pad_id, np.int32)
     for i, x in enumerate(ids):
         tokens[i, : len(x)] = x
@@ -59,3 +67,43 @@ def frequent_tokens(sequences, lengths, vocab_size: int, size: int, always=()) -
         np.add.at(counts, seq[:n], 1)
     counts[list(always)] = counts.max() + 1
     return np.sort(np.argsort(-counts, kind="stable")[:size]).astype(np.int32)
+
+
+def sample_user_messages(
+    target, params, tokenizer, count: int, *, openings=("",), max_tokens: int = 48,
+    batch: int = 256, seed: int = 0,
+) -> list[str]:  # fmt: skip
+    """``count`` user requests sampled from the target itself (temperature 1).
+
+    The chat template is cut where the user's text would begin and the target continues it:
+    an instruction model has learnt what users ask, so its samples cover far more kinds of
+    request (code, maths, advice...) than any hand-written list. Each request starts with one
+    of ``openings`` (cycled; "" leaves the target free), which spreads the requests over kinds
+    the target rarely starts unprompted. A request ends at the turn's end token; one that runs
+    past ``max_tokens`` is kept as it stands.
+    """
+    marker = "\x00"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": marker}], False)
+    head = text[: text.index(marker)]
+    starts = [tokenizer.encode(head + opening) for opening in openings]
+    width = max(len(x) for x in starts)
+    messages: list[str] = []
+    for start in tqdm(range(0, count, batch), desc="sampling user messages"):
+        rows = [starts[(start + i) % len(starts)] for i in range(batch)]
+        prompts = np.full((batch, width), tokenizer.pad_id or 0, np.int32)
+        for i, ids in enumerate(rows):
+            prompts[i, : len(ids)] = ids
+        lengths = np.array([len(x) for x in rows], np.int32)
+        keys = jax.random.split(jax.random.key(seed * 7919 + start), batch)
+        out = autoregressive_decode(
+            target, params, jnp.asarray(prompts), jnp.asarray(lengths), keys,
+            max_new_tokens=max_tokens, sampling=SamplingConfig(temperature=1.0),
+            eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+        )  # fmt: skip
+        tokens, n = np.asarray(out.tokens), np.asarray(out.lengths)
+        for i in range(batch):
+            opening = openings[(start + i) % len(openings)]
+            ids = [int(t) for t in tokens[i, : n[i]] if t != tokenizer.eos_id]
+            continuation = tokenizer.decode(ids, skip_special_tokens=True)
+            messages.append((opening + continuation).strip())
+    return messages[:count]

@@ -3,9 +3,15 @@
 Training prompts and held-out prompts use disjoint templates and disjoint topics, so held-out
 acceptance rates measure generalisation, not memorised continuations. Deterministic: no data is
 downloaded.
+
+Two larger training sources widen the data beyond the templates: ``vocabulary_topics`` (words of
+the target's own vocabulary as topics) and the target's own user messages (``data.sample_user_
+messages``); ``mentions_held_out`` filters both so that no held-out topic enters training.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 TRAIN_TEMPLATES = (
     "Write a short story about {}.", "Explain {} to a ten-year-old.",
@@ -41,3 +47,37 @@ def train_prompts() -> list[str]:
 
 def held_out_prompts() -> list[str]:
     return [t.format(topic) for topic in HELD_OUT_TOPICS for t in HELD_OUT_TEMPLATES]
+
+
+# Word stems that catch each held-out topic in any inflection (tested against HELD_OUT_TOPICS).
+HELD_OUT_STEMS = (
+    "desert", "octop", "violin", "glacier", "lighthouse", "mushroom", "kite", "comet", "greece",
+    "greek", "submarine", "sourdough", "wolf", "wolves",
+)  # fmt: skip
+
+
+def mentions_held_out(text: str) -> bool:
+    """Whether ``text`` names a held-out topic (case-insensitive, any inflection)."""
+    lowered = text.lower()
+    return any(stem in lowered for stem in HELD_OUT_STEMS)
+
+
+def vocabulary_topics(tokens: list[str], count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct lowercase words (6+ letters) from a vocabulary, none held out.
+
+    ``tokens`` are the tokenizer's token strings; byte-level BPE marks a leading space with
+    "Ġ", and only such whole words are taken.
+    """
+    words = sorted({t[1:] for t in tokens if t.startswith("Ġ") and t[1:].isalpha()
+                    and t[1:].islower() and len(t) >= 7})  # fmt: skip
+    words = [w for w in words if not mentions_held_out(w)]
+    if count > len(words):
+        raise ValueError(f"count={count} is not allowed: the vocabulary has {len(words)} words")
+    picked = np.random.default_rng(seed).choice(len(words), count, replace=False)
+    return [words[i] for i in sorted(picked)]
+
+
+def topic_prompts(topics: list[str], seed: int = 0) -> list[str]:
+    """One training template per topic, drawn at random (so templates are evenly used)."""
+    rng = np.random.default_rng(seed)
+    return [TRAIN_TEMPLATES[rng.integers(len(TRAIN_TEMPLATES))].format(t) for t in topics]

@@ -9,6 +9,7 @@ sum_x min(p, q) rewards. Only the draft's own layers train; the shared table is 
 from __future__ import annotations
 
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -50,12 +51,20 @@ def make_train_step(target, draft: SharedEmbeddingDraft, optimizer):
 def train(
     target, target_params, draft: SharedEmbeddingDraft, params, sequences, lengths, *,
     steps: int, batch: int, learning_rate: float = 2e-3, seed: int = 0,
+    seconds: float | None = None,
 ) -> tuple[dict, list[float]]:  # fmt: skip
-    """AdamW with warm-up and cosine decay over ``steps``; returns trained params and losses."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, min(200, steps // 10 + 1), steps, learning_rate * 0.05
+    """AdamW with warm-up and cosine decay; returns trained params and per-step losses.
+
+    ``seconds``: a wall-clock budget. After a few timed steps the run's length becomes
+    min(steps, what fits in the budget), and the cosine schedule is laid over that length, so
+    a budgeted run still ends at the low learning rate. The rate is an input of the compiled
+    step (optax.inject_hyperparams), so changing the length never recompiles.
+    """
+    warmup = min(200, steps // 10 + 1)
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.01),
     )
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, 0.01))
     own, embed, subset = _split(params)
     opt_state = optimizer.init(own)
     step = make_train_step(target, draft, optimizer)
@@ -63,12 +72,32 @@ def train(
     width = sequences.shape[1]
     # Position t's loss predicts token t + 1; only positions whose next token is real count.
     valid = np.arange(width)[None, :] < (lengths[:, None] - 1)
-    losses = []
-    for _ in tqdm(range(steps), desc="distilling"):
+    losses, total, probe, started = [], steps, 10, None
+    progress = tqdm(total=total, desc="distilling")
+    index = 0
+    while index < total:
+        schedule = optax.warmup_cosine_decay_schedule(
+            0.0, learning_rate, warmup, total, learning_rate * 0.05
+        )
+        opt_state[1].hyperparams["learning_rate"] = jnp.asarray(schedule(index), jnp.float32)
         rows = rng.integers(0, len(sequences), batch)
         own, opt_state, loss = step(
             own, opt_state, embed, subset, target_params, jnp.asarray(sequences[rows]),
             jnp.asarray(valid[rows], jnp.float32),
         )  # fmt: skip
         losses.append(loss)
+        index += 1
+        if index % 200 == 0 and not np.isfinite(float(loss)):
+            raise FloatingPointError(f"loss is {float(loss)} at step {index}: lower learning_rate")
+        progress.update(1)
+        if seconds is not None and index == 1:
+            jax.block_until_ready(loss)
+            started = time.perf_counter()  # after the compiling first step
+        elif seconds is not None and index == 1 + probe:
+            jax.block_until_ready(loss)
+            per_step = (time.perf_counter() - started) / probe
+            total = max(index + 1, min(steps, int(seconds / per_step)))
+            progress.total = total
+            progress.refresh()
+    progress.close()
     return _join(own, embed, subset), [float(x) for x in jax.device_get(losses)]
