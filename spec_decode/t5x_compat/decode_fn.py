@@ -94,6 +94,8 @@ def speculative_sample(
     draft: tuple[LanguageModel, Params] | None = None,
     gamma: int = 4,
     return_statistics: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
+    rules: Any = None,
 ):
     """T5X's ``temperature_sample`` interface and semantics, decoded speculatively.
 
@@ -121,6 +123,9 @@ def speculative_sample(
         ``target_calls``, ``draft_calls`` (counted while the row was active, the prefill not
         included) and ``generated_tokens`` (in the output, EOS included). A row cut at its
         length limit may have accepted a few tokens past it.
+      mesh, rules: decode on this device mesh with these logical-axis rules (params placed by
+        ``spec_decode.sharding``); the caches and loop state are then pinned to their declared
+        shardings. None: one device.
 
     Returns:
       decodes [B, num_decodes, L] int32 and scores [B, num_decodes] float32 (sum of the target
@@ -157,6 +162,7 @@ def speculative_sample(
     result = speculative_decode(
         target_model, target_params, draft_model, draft_params, prompt, num_prompt + 1, key,
         gamma=gamma, max_new_tokens=max_new, sampling=sampling, eos_id=int(eos_id), pad_id=0,
+        mesh=mesh, rules=rules,
     )  # fmt: skip
     decodes, generated = _assemble(prompt, num_prompt, result.tokens, result.lengths, steps)
     scores = sequence_scores(
