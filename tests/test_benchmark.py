@@ -35,3 +35,37 @@ def test_smoke_benchmark(tmp_path):
         assert 1 <= r["tokens_per_target_call"] <= r["gamma"] + 1
     for name in ("results.md", "best_gamma.json", "speedup_vs_gamma.png", "speedup_vs_batch.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_analytic_alpha_averages_only_positions_that_predicted_generated_tokens():
+    """Packing puts each generated run right after its own prompt; the mask marks exactly the
+    positions that predicted a generated token, and the average is over those alone."""
+    import jax
+    import numpy as np
+
+    from spec_decode import SamplingConfig
+    from spec_decode.bench import analytic_alpha, packed_continuations
+    from spec_decode.models import LlamaConfig, LlamaLM
+
+    prompts = np.array([[5, 6, 7, 0], [8, 9, 0, 0]], np.int32)
+    generated = np.array([[1, 2, 0], [3, 0, 0]], np.int32)
+    sequences, mask = packed_continuations(prompts, [3, 2], generated, [2, 1])
+    np.testing.assert_array_equal(sequences, [[5, 6, 7, 1, 2, 0, 0], [8, 9, 3, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(mask[0], [0, 0, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(mask[1], [0, 1, 0, 0, 0, 0, 0])
+
+    def model(seed):
+        config = LlamaConfig(vocab_size=16, num_layers=1, emb_dim=16, num_heads=2,
+                             num_kv_heads=1, head_dim=8, mlp_dim=32, max_length=16)  # fmt: skip
+        lm = LlamaLM(config)
+        return lm, lm.init(jax.random.key(seed))
+
+    (target, tp), (draft, dp) = model(0), model(1)
+    sampling = SamplingConfig(temperature=1.0)
+    every = analytic_alpha(target, tp, draft, dp, sequences, sampling)
+    masked = analytic_alpha(target, tp, draft, dp, sequences, sampling, mask)
+    only_masked = analytic_alpha(target, tp, draft, dp, sequences, sampling, ~mask)
+    n = mask.sum()
+    assert np.isclose(every, (n * masked + (mask.size - n) * only_masked) / mask.size)
+    assert not np.isclose(masked, every)
+    assert analytic_alpha(target, tp, target, tp, sequences, sampling, mask) > 1 - 1e-5

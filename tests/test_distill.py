@@ -1,5 +1,7 @@
 """The shared-embedding draft, its training and checkpoints; the shipped SmolLM2 draft."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -162,3 +164,30 @@ def test_training_to_a_time_budget_stops_early_but_completes_its_schedule():
     _, losses = train(TARGET, TARGET_PARAMS, draft, params, sequences, lengths,
                       steps=100_000, batch=4, seconds=0.5)  # fmt: skip
     assert 11 < len(losses) < 100_000
+    # A budget that fits no more than the timing probe: the schedule (warm-up included)
+    # shrinks to the 12 steps taken rather than failing.
+    _, losses = train(TARGET, TARGET_PARAMS, draft, params, sequences, lengths,
+                      steps=100_000, batch=4, seconds=1e-9)  # fmt: skip
+    assert len(losses) == 12
+
+
+def test_bfloat16_target_trains_a_float32_draft_and_bad_steps_are_skipped_then_fatal():
+    """The draft keeps float32 weights under a bfloat16 target; a batch whose gradients are
+    not finite is skipped (the weights stay finite), and 20 such steps in a row raise."""
+    target = LlamaLM(dataclasses.replace(_config(2), dtype="bfloat16", param_dtype="bfloat16"))
+    target_params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), TARGET_PARAMS)
+    body = dataclasses.replace(_config(1), dtype="bfloat16")
+    draft = SharedEmbeddingDraft(body)
+    params = init_draft(body, target_params, jnp.arange(V - 1), jax.random.key(2))
+    assert {a.dtype for a in jax.tree.leaves(params["body"]["layers"])} == {jnp.dtype("float32")}
+    poisoned = dict(target_params, embed={"embedding": target_params["embed"]["embedding"]
+                                          .at[V - 1].set(jnp.nan)})  # fmt: skip
+    rng = np.random.default_rng(4)
+    clean = rng.integers(0, V - 1, (8, 12)).astype(np.int32)
+    mixed = np.concatenate([clean, np.full((8, 12), V - 1, np.int32)])
+    lengths = np.full((16,), 12, np.int32)
+    trained, losses = train(target, poisoned, draft, params, mixed, lengths, steps=30, batch=1)
+    assert not np.isfinite(losses).all() and np.isfinite(losses).any()
+    assert all(np.isfinite(a).all() for a in jax.tree.leaves(trained))
+    with pytest.raises(FloatingPointError, match="steps in a row had non-finite gradients"):
+        train(target, poisoned, draft, params, mixed[8:], lengths[8:], steps=200, batch=1)

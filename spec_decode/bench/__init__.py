@@ -5,7 +5,15 @@ from spec_decode.bench.measure import (
     analytic_alpha,
     measure_cost_ratio,
     measure_pair,
+    packed_continuations,
     time_call,
 )
 
-__all__ = ["BenchConfig", "analytic_alpha", "measure_cost_ratio", "measure_pair", "time_call"]
+__all__ = [
+    "BenchConfig",
+    "analytic_alpha",
+    "measure_cost_ratio",
+    "measure_pair",
+    "packed_continuations",
+    "time_call",
+]

@@ -59,8 +59,28 @@ def measure_cost_ratio(target, target_params, draft, draft_params, batch: int, r
     return draft_s / target_s, target_s, draft_s
 
 
-def analytic_alpha(target, target_params, draft, draft_params, sequences, sampling) -> float:
-    """Mean over positions of sum_x min(p(x), q(x)) along given sequences [B, T]."""
+def packed_continuations(prompts, prompt_lengths, tokens, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's prompt then its generated tokens, packed left: sequences [B, P + N] and
+    the mask [B, P + N] of positions whose next token was generated (the positions that
+    speculative decoding drafted for). ``prompt_lengths`` None: the prompts are unpadded."""
+    prompts, tokens = np.asarray(prompts), np.asarray(tokens)
+    batch, width = prompts.shape[0], prompts.shape[1] + tokens.shape[1]
+    if prompt_lengths is None:  # prompts without padding
+        prompt_lengths = prompts.shape[1]
+    prompt_lengths = np.broadcast_to(np.asarray(prompt_lengths), (batch,))
+    lengths = np.broadcast_to(np.asarray(lengths), (batch,))
+    sequences = np.zeros((batch, width), np.int32)
+    mask = np.zeros((batch, width), bool)
+    for row, (n, g) in enumerate(zip(prompt_lengths, lengths, strict=True)):
+        sequences[row, :n] = prompts[row, :n]
+        sequences[row, n : n + g] = tokens[row, :g]
+        mask[row, n - 1 : n + g - 1] = True
+    return sequences, mask
+
+
+def analytic_alpha(target, target_params, draft, draft_params, sequences, sampling, mask=None):
+    """Mean of sum_x min(p(x), q(x)) over the positions of ``sequences`` [B, T] where ``mask``
+    [B, T] is set (all positions when None); see ``packed_continuations``."""
     sequences = jnp.asarray(sequences, jnp.int32)
     batch, length = sequences.shape
 
@@ -71,7 +91,13 @@ def analytic_alpha(target, target_params, draft, draft_params, sequences, sampli
 
     p = jax.jit(probs, static_argnums=0)(target, target_params)
     q = jax.jit(probs, static_argnums=0)(draft, draft_params)
-    return float(jnp.mean(jnp.sum(jnp.minimum(p, q), axis=-1)))
+    overlap = np.asarray(jnp.sum(jnp.minimum(p, q), axis=-1))
+    if mask is None:
+        return float(overlap.mean())
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("mask selects no position: there is nothing to average")
+    return float(overlap[mask].mean())
 
 
 def measure_pair(
@@ -105,8 +131,10 @@ def measure_pair(
     summary = sd.summary()
     alpha = summary["alpha"]
     generated = np.asarray(sd.tokens)
-    sequences = np.concatenate([np.asarray(prompts), generated], axis=1)
-    alpha_analytic = analytic_alpha(target, target_params, draft, draft_params, sequences, sampling)
+    sequences, mask = packed_continuations(prompts, prompt_lengths, generated, sd.lengths)
+    alpha_analytic = analytic_alpha(
+        target, target_params, draft, draft_params, sequences, sampling, mask
+    )
     predicted = theory.expected_speedup(alpha, config.gamma, cost_ratio)
     ar_tokens = int(np.asarray(ar.lengths).sum())
     speedup = (summary["generated_tokens"] / sd_s) / (ar_tokens / ar_s)

@@ -23,6 +23,9 @@ def save_draft(draft: SharedEmbeddingDraft, params: dict, directory, metadata: d
     directory.mkdir(parents=True, exist_ok=True)
     flat = traverse_util.flatten_dict(jax.device_get(own_weights(params)), sep="/")
     arrays = {k: np.asarray(v, np.float16) for k, v in flat.items()}
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ValueError(f"draft weight {name!r} is not finite in float16: not saved")
     arrays["subset"] = np.asarray(params["subset"], np.int32)
     np.savez_compressed(directory / "weights.npz", **arrays)
     size = (directory / "weights.npz").stat().st_size
@@ -38,7 +41,7 @@ def load_draft(target_params: dict, directory=None, dtype=None):
     directory = pathlib.Path(directory or ASSET_DIR)
     if not (directory / "weights.npz").exists():
         raise FileNotFoundError(
-            f"no draft weights at {directory}/weights.npz: train one with scripts/train_draft.py"
+            f"no draft weights at {directory}/weights.npz: train one with scripts/distill_draft.py"
         )
     config = json.loads((directory / "config.json").read_text())
     body = dict(config["body"])
@@ -66,7 +69,7 @@ def save_ngrams(unigram: dict, sparse_bigram: dict, path=None) -> None:
 def load_ngrams(path=None) -> tuple[dict, dict]:
     path = pathlib.Path(path or NGRAM_FILE)
     if not path.exists():
-        raise FileNotFoundError(f"no n-gram tables at {path}: made by scripts/train_draft.py")
+        raise FileNotFoundError(f"no n-gram tables at {path}: made by scripts/distill_draft.py")
     with np.load(path) as data:
         unigram = {k[8:]: jnp.asarray(data[k]) for k in data.files if k.startswith("unigram/")}
         bigram = {k[7:]: jnp.asarray(data[k]) for k in data.files if k.startswith("bigram/")}

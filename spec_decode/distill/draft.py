@@ -82,8 +82,12 @@ def init_draft(
     if from_target:
         layers = target_params["layers"]
         # Copies: training donates the draft's buffers, which must not be the target's.
-        params["layers"] = jax.tree.map(lambda a: jnp.array(a[: body.num_layers]), layers)
-        params["final_norm"] = jax.tree.map(jnp.array, target_params["final_norm"])
+        # ...in the draft's parameter dtype: a bfloat16 target still trains float32 weights.
+        own = jnp.dtype(body.param_dtype)
+        params["layers"] = jax.tree.map(lambda a: jnp.array(a[: body.num_layers], own), layers)
+        params["final_norm"] = jax.tree.map(
+            lambda a: jnp.array(a, own), target_params["final_norm"]
+        )
     return {"body": params, "subset": jnp.asarray(subset, jnp.int32)}
 
 

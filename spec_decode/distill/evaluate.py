@@ -7,14 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_decode import SamplingConfig, speculative_decode
-from spec_decode.bench import analytic_alpha, measure_cost_ratio
+from spec_decode.bench import analytic_alpha, measure_cost_ratio, packed_continuations
 
 
 def acceptance(
     target, target_params, draft, draft_params, prompts, lengths, *, temperature: float,
     gamma: int = 5, new_tokens: int = 128, eos_id=None, seed: int = 0,
 ) -> dict:  # fmt: skip
-    """alpha = accepted / drafted over held-out prompts, and the analytic mean of beta."""
+    """alpha = accepted / examined drafts over held-out prompts, and the analytic mean of
+    beta = sum_x min(p, q) over the positions that predicted generated tokens."""
     sampling = SamplingConfig(temperature=temperature)
     keys = jax.random.split(jax.random.key(seed), len(prompts))
     out = speculative_decode(
@@ -22,9 +23,9 @@ def acceptance(
         keys, gamma=gamma, max_new_tokens=new_tokens, sampling=sampling, eos_id=eos_id,
     )  # fmt: skip
     summary = out.summary()
-    sequences = np.concatenate([np.asarray(prompts), np.asarray(out.tokens)], axis=1)
+    sequences, mask = packed_continuations(prompts, lengths, out.tokens, out.lengths)
     summary["alpha_analytic"] = analytic_alpha(
-        target, target_params, draft, draft_params, sequences, sampling
+        target, target_params, draft, draft_params, sequences, sampling, mask
     )
     rounds = np.asarray(out.accepted_per_round)
     taken = rounds[rounds >= 0]

@@ -37,7 +37,8 @@ def make_train_step(target, draft: SharedEmbeddingDraft, optimizer):
         hidden = draft.lm.forward(params["body"], tokens, hidden_only=True)
         log_q = jax.nn.log_softmax(draft.subset_logits(params, hidden), axis=-1)
         kl = jnp.sum(p * (jnp.log(jnp.maximum(p, 1e-30)) - log_q), axis=-1)  # [B, T]
-        return jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+        kl = jnp.where(mask > 0, kl, 0.0)  # a non-finite value at a padded position stays out
+        return jnp.sum(kl) / jnp.maximum(jnp.sum(mask), 1.0)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(own, opt_state, embed, subset, target_params, tokens, mask):
@@ -60,12 +61,13 @@ def train(
     a budgeted run still ends at the low learning rate. The rate is an input of the compiled
     step (optax.inject_hyperparams), so changing the length never recompiles.
     """
-    warmup = min(200, steps // 10 + 1)
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(1.0),
-        optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.01),
+    adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.01)
+    # A step whose gradients are not finite is skipped (and counted); 20 in a row are an error.
+    optimizer = optax.apply_if_finite(
+        optax.chain(optax.clip_by_global_norm(1.0), adamw), max_consecutive_errors=20
     )
     own, embed, subset = _split(params)
+    own = jax.tree.map(jnp.array, own)  # copies: the step donates them, the caller keeps params
     opt_state = optimizer.init(own)
     step = make_train_step(target, draft, optimizer)
     rng = np.random.default_rng(seed)
@@ -76,10 +78,12 @@ def train(
     progress = tqdm(total=total, desc="distilling")
     index = 0
     while index < total:
+        warmup = min(200, total // 10 + 1)  # total may shrink to fit the budget
         schedule = optax.warmup_cosine_decay_schedule(
             0.0, learning_rate, warmup, total, learning_rate * 0.05
         )
-        opt_state[1].hyperparams["learning_rate"] = jnp.asarray(schedule(index), jnp.float32)
+        hyperparams = opt_state.inner_state[1].hyperparams
+        hyperparams["learning_rate"] = jnp.asarray(schedule(index), jnp.float32)
         rows = rng.integers(0, len(sequences), batch)
         own, opt_state, loss = step(
             own, opt_state, embed, subset, target_params, jnp.asarray(sequences[rows]),
@@ -87,8 +91,8 @@ def train(
         )  # fmt: skip
         losses.append(loss)
         index += 1
-        if index % 200 == 0 and not np.isfinite(float(loss)):
-            raise FloatingPointError(f"loss is {float(loss)} at step {index}: lower learning_rate")
+        if index % 200 == 0 and int(opt_state.notfinite_count) > 0:
+            _raise_if_diverged(losses, int(opt_state.notfinite_count))
         progress.update(1)
         if seconds is not None and index == 1:
             jax.block_until_ready(loss)
@@ -100,4 +104,20 @@ def train(
             progress.total = total
             progress.refresh()
     progress.close()
+    skipped = int(opt_state.total_notfinite)
+    if skipped:
+        _raise_if_diverged(losses, int(opt_state.notfinite_count))
+        print(f"distilling: {skipped} of {index} steps skipped for non-finite gradients")
     return _join(own, embed, subset), [float(x) for x in jax.device_get(losses)]
+
+
+def _raise_if_diverged(losses, consecutive: int) -> None:
+    """Raise once 20 steps in a row were skipped, naming the first non-finite loss."""
+    if consecutive < 20:
+        return
+    bad = np.flatnonzero(~np.isfinite(np.asarray(jax.device_get(losses), np.float64)))
+    where = f"the first non-finite loss was at step {bad[0] + 1}" if len(bad) else "losses finite"
+    raise FloatingPointError(
+        f"training diverged: {consecutive} steps in a row had non-finite gradients ({where}): "
+        "lower learning_rate"
+    )
