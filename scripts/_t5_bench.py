@@ -11,9 +11,12 @@ number kernels in one program (about 100 s for 24 layers even at toy widths on a
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
@@ -141,3 +144,26 @@ def finite(value: Any) -> Any:
 
 def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:2000]}"
+
+
+def within_budget(
+    items: Iterable, key: str, budget_seconds: float | None, measure: Callable[[Any], dict]
+) -> Iterator[dict]:
+    """One record per item, ``measure(item)`` or the error it raised (an out-of-memory size
+    must not end the run), with its seconds; once the budget is spent, one "not started"
+    record and no more. Each item's weights and executables are freed before the next's."""
+    for item in items:
+        if budget_seconds is not None and elapsed() > budget_seconds:
+            log(f"budget of {budget_seconds:.0f} s spent: {key}={item} and later not run")
+            yield {key: item, "error": f"not started: budget spent ({elapsed():.0f} s)"}
+            return
+        start = time.perf_counter()
+        try:
+            record = measure(item)
+        except Exception as error:
+            traceback.print_exc()
+            record = {key: item, "error": error_text(error)}
+        record["seconds"] = time.perf_counter() - start
+        yield record
+        gc.collect()
+        jax.clear_caches()

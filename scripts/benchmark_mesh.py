@@ -33,13 +33,12 @@ is recorded with its error and the next one runs, and no new count starts after
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import json
 import pathlib
 import re
 import sys
 import time
-import traceback
 
 import _t5_bench as tb
 import jax
@@ -271,26 +270,11 @@ def main(argv=None) -> int:
     )
     records: list[dict] = []
     used_devices: set = set()
-    for gpus in args.gpus:
-        if args.budget_seconds is not None and tb.elapsed() > args.budget_seconds:
-            tb.log(f"budget of {args.budget_seconds:.0f} s spent: gpus={gpus} and later not run")
-            records.append(
-                {"gpus": gpus, "error": f"not started: budget spent ({tb.elapsed():.0f} s)"}
-            )
-            break
-        start = time.perf_counter()
-        try:
-            record = run_one(args, gpus, used_devices)
-        except Exception as error:  # one failing count (OOM, too few devices) must not end the run
-            traceback.print_exc()
-            record = {"gpus": gpus, "error": tb.error_text(error)}
-        record["seconds"] = time.perf_counter() - start
+    measure = functools.partial(run_one, args, used_devices=used_devices)
+    for record in tb.within_budget(args.gpus, "gpus", args.budget_seconds, measure):
         records.append(tb.finite(record))
         out.write_text(json.dumps(earlier + records, indent=1))
         print(json.dumps(records[-1]), flush=True)
-        # The executables and this count's weights go before the next mesh's are made.
-        gc.collect()
-        jax.clear_caches()
     print(markdown(records), flush=True)
     return 0 if all("error" not in r for r in records) else 1
 

@@ -26,12 +26,10 @@ error and the next one runs, and no new size starts after ``--budget-seconds``.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import pathlib
 import sys
 import time
-import traceback
 
 import _t5_bench as tb
 import jax
@@ -284,26 +282,15 @@ def main(argv=None) -> int:
     bandwidth = copy_bandwidth(0.0625 if args.smoke else 2.0)
     tb.log(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
     rows: list[dict] = []
-    for size in args.sizes:
-        if args.budget_seconds is not None and tb.elapsed() > args.budget_seconds:
-            tb.log(f"budget of {args.budget_seconds:.0f} s spent: {size} and larger not run")
-            rows.append(
-                {"size": size, "error": f"not started: budget spent ({tb.elapsed():.0f} s)"}
-            )
-            break
-        start = time.perf_counter()
-        try:
-            row = measure_size(size, args, bandwidth, is_target=size == args.target)
-        except Exception as error:  # one failing size (OOM) must not end the run
-            traceback.print_exc()
-            row = {"size": size, "error": tb.error_text(error)}
-        row["seconds"] = time.perf_counter() - start
+
+    def measure(size):
+        return measure_size(size, args, bandwidth, is_target=size == args.target)
+
+    for row in tb.within_budget(args.sizes, "size", args.budget_seconds, measure):
         rows.append(row)
         result = summarise(rows, args.target, bandwidth, args)
         out.write_text(json.dumps(result, indent=1))
         print(json.dumps(result["sizes"][-1]), flush=True)
-        gc.collect()  # this size's weights and executables go before the next size's
-        jax.clear_caches()
     result = summarise(rows, args.target, bandwidth, args)
     print(markdown(result), flush=True)
     return 0 if all("error" not in r for r in rows) else 1

@@ -1,0 +1,66 @@
+"""The draft-distillation and peer-benchmark scripts run end to end on CPU (--smoke).
+
+Their real runs need an H200 and the SmolLM2 file (BENCHMARKS.md); these keep them from rotting.
+"""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+from conftest import unavailable
+
+from spec_decode.distill import checkpoint
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distill_draft_trains_measures_and_saves_every_draft_and_reuses_its_data(tmp_path):
+    script = _script("distill_draft")
+    data = tmp_path / "train.npz"
+    assert script.main(["--smoke", "--out", str(tmp_path / "a"), "--data", str(data)]) == 0
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    drafts = ["neural-1L-48", "neural-1L-64", "unigram", "bigram", "prompt-lookup"]
+    for name in drafts:
+        for temperature in ("T=0", "T=1"):
+            assert 0 <= metrics[name][temperature]["alpha"] <= 1, (name, temperature)
+        assert metrics[name]["c"] > 0
+    for name in drafts[:2]:
+        assert np.isfinite(metrics[name]["loss_last"])
+        draft, _ = checkpoint.load_draft(_smoke_target_params(script), tmp_path / "a" / name)
+        assert draft.body.num_layers == 1 and draft.body.param_dtype == "float32"
+    # The cached training set is read back, not regenerated: the same data trains the same way.
+    assert script.main(["--smoke", "--out", str(tmp_path / "b"), "--data", str(data)]) == 0
+    again = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert again["train_tokens"] == metrics["train_tokens"]
+    assert again["train_prompts"] == metrics["train_prompts"]
+
+
+def _smoke_target_params(script):
+    _, params, _ = script._smoke_target()
+    return params
+
+
+def test_peer_benchmark_runs_transformers_and_ours_on_the_same_weights(tmp_path):
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as error:
+        unavailable(f"the test extra is not installed: {error}")
+    script = _script("benchmark_hf_peer")
+    assert script.main(["--smoke", "--out", str(tmp_path)]) == 0
+    table = json.loads((tmp_path / "peers.json").read_text())
+    for name in ("transformers_dynamic_cache", "transformers_assisted", "ours_autoregressive",
+                 "ours_speculative"):  # fmt: skip
+        assert table[name]["tokens_per_s"] > 0, name
+    # float32 on CPU: the same weights give the same greedy tokens on both sides.
+    assert table["ours_autoregressive"]["identical_to_transformers_greedy"]
+    assert table["ours_speculative"]["identical_to_our_greedy"]
+    assert table["transformers_assisted"]["identical_to_transformers_greedy"]
