@@ -69,3 +69,13 @@ def test_analytic_alpha_averages_only_positions_that_predicted_generated_tokens(
     assert np.isclose(every, (n * masked + (mask.size - n) * only_masked) / mask.size)
     assert not np.isclose(masked, every)
     assert analytic_alpha(target, tp, target, tp, sequences, sampling, mask) > 1 - 1e-5
+
+
+def test_timed_decoders_alternate_so_a_slow_spell_hits_both():
+    from spec_decode.bench import time_calls
+
+    calls = []
+    timed = time_calls({"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
+                       repeats=3)  # fmt: skip
+    assert calls == ["a", "b"] * 4  # one warm-up each, then a, b per repeat
+    assert timed["a"][1] == 1 and timed["b"][1] == 2 and timed["a"][0] >= 0

@@ -64,3 +64,13 @@ def test_peer_benchmark_runs_transformers_and_ours_on_the_same_weights(tmp_path)
     assert table["ours_autoregressive"]["identical_to_transformers_greedy"]
     assert table["ours_speculative"]["identical_to_our_greedy"]
     assert table["transformers_assisted"]["identical_to_transformers_greedy"]
+
+
+def test_verify_cost_is_relative_to_one_token_and_c_covers_every_draft(tmp_path):
+    out = tmp_path / "verify_cost.json"
+    assert _script("verify_cost").main(["--smoke", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert list(result["verify_cost"]) == ["1", "2", "5"]
+    assert result["verify_cost"]["1"] == 1.0
+    assert all(v > 0 for v in result["verify_cost"].values())
+    assert set(result["c"]) == {"tiny"} and result["c"]["tiny"] > 0

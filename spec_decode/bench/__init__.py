@@ -7,6 +7,7 @@ from spec_decode.bench.measure import (
     measure_pair,
     packed_continuations,
     time_call,
+    time_calls,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "measure_pair",
     "packed_continuations",
     "time_call",
+    "time_calls",
 ]

@@ -1,7 +1,8 @@
 """One benchmark record: autoregressive vs speculative, same models, same process.
 
 Timing excludes compilation and warm-up (each decoder runs once first), blocks until results
-are ready, and reports the median over repeats. Tokens per second count generated tokens only.
+are ready, interleaves the two decoders' repeats, and reports the median over repeats. Tokens
+per second count generated tokens only.
 """
 
 from __future__ import annotations
@@ -32,13 +33,21 @@ class BenchConfig:
 
 def time_call(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up run; last output."""
-    out = jax.block_until_ready(fn())
-    times = []
+    return time_calls({"fn": fn}, repeats)["fn"]
+
+
+def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 3) -> dict[str, tuple]:
+    """Each of ``fns`` warmed up once, then timed ``repeats`` times, interleaved (a, b, a, b...)
+    so that a machine that slows down for a while slows all of them alike: name -> (median
+    seconds, last output)."""
+    outs = {name: jax.block_until_ready(fn()) for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            outs[name] = jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), outs[name]) for name in fns}
 
 
 def measure_cost_ratio(target, target_params, draft, draft_params, batch: int, repeats=20):
@@ -115,19 +124,26 @@ def measure_pair(
         max_new_tokens=config.max_new_tokens, sampling=sampling, eos_id=eos_id, mesh=mesh,
         rules=rules,
     )  # fmt: skip
-    ar_s, ar = time_call(
-        lambda: autoregressive_decode(
-            target, target_params, prompts, prompt_lengths, keys, **common
-        ),
+    timed = time_calls(
+        {
+            "autoregressive": lambda: autoregressive_decode(
+                target, target_params, prompts, prompt_lengths, keys, **common
+            ),
+            "speculative": lambda: speculative_decode(
+                target,
+                target_params,
+                draft,
+                draft_params,
+                prompts,
+                prompt_lengths,
+                keys,
+                gamma=config.gamma,
+                **common,
+            ),  # fmt: skip
+        },
         config.repeats,
     )
-    sd_s, sd = time_call(
-        lambda: speculative_decode(
-            target, target_params, draft, draft_params, prompts, prompt_lengths, keys,
-            gamma=config.gamma, **common,
-        ),
-        config.repeats,
-    )  # fmt: skip
+    (ar_s, ar), (sd_s, sd) = timed["autoregressive"], timed["speculative"]
     summary = sd.summary()
     alpha = summary["alpha"]
     generated = np.asarray(sd.tokens)
