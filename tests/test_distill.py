@@ -10,7 +10,7 @@ import pytest
 from spec_decode import SamplingConfig, adjusted_probs, autoregressive_decode, speculative_decode
 from spec_decode.distill import checkpoint
 from spec_decode.distill.data import chat_prompts, sample_user_messages
-from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
+from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft, with_head_rows
 from spec_decode.distill.prompts import (
     HELD_OUT_TOPICS,
     TRAIN_TEMPLATES,
@@ -54,6 +54,19 @@ def test_subset_head_obeys_the_contract():
     cached = jnp.concatenate([chunked] + singles, axis=1)
     finite = np.isfinite(np.asarray(full))
     np.testing.assert_allclose(np.asarray(cached)[finite], np.asarray(full)[finite], atol=1e-4)
+
+
+def test_head_rows_gathered_once_give_the_same_logits():
+    draft = SharedEmbeddingDraft(_config(1))
+    params = init_draft(draft.body, TARGET_PARAMS, jnp.arange(3, V, 3), jax.random.key(1))
+    gathered = with_head_rows(params, jnp.float32)
+    assert gathered["head"].shape == (len(params["subset"]), draft.body.emb_dim)
+    cache = draft.init_cache(params, 2, 16)
+    np.testing.assert_array_equal(
+        draft.extend(gathered, TOKENS, cache)[0], draft.extend(params, TOKENS, cache)[0]
+    )
+    full = init_draft(draft.body, TARGET_PARAMS, jnp.arange(V), jax.random.key(1))
+    assert "head" not in with_head_rows(full)  # no second copy of the whole table
 
 
 def test_full_draft_from_every_target_layer_is_the_target():

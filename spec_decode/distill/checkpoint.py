@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from spec_decode.distill.draft import SharedEmbeddingDraft, own_weights
+from spec_decode.distill.draft import SharedEmbeddingDraft, own_weights, with_head_rows
 from spec_decode.models import LlamaConfig
 
 ASSET_DIR = pathlib.Path(__file__).resolve().parents[1] / "assets" / "smollm2_draft"
@@ -53,7 +53,8 @@ def load_draft(target_params: dict, directory=None, dtype=None):
         flat = {k: jnp.asarray(data[k], jnp.float32) for k in data.files if k != "subset"}
     own = traverse_util.unflatten_dict(flat, sep="/")
     embedding = target_params["embed"]["embedding"]
-    return draft, {"body": dict(own, embed={"embedding": embedding}), "subset": subset}
+    params = {"body": dict(own, embed={"embedding": embedding}), "subset": subset}
+    return draft, with_head_rows(params, draft.body.dtype)
 
 
 NGRAM_FILE = ASSET_DIR.parent / "smollm2_ngrams.npz"

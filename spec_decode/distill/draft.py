@@ -7,7 +7,9 @@ which keeps speculative sampling exact (the target still emits such tokens, thro
 residual) while the output layer costs M / V of a full one.
 
 params = {"body": LlamaLM params (``embed/embedding`` is the target's table),
-          "subset": int32 [M] token ids (M = V: the full vocabulary)}
+          "subset": int32 [M] token ids (M = V: the full vocabulary),
+          optionally "head": the subset's rows of the table [M, D], gathered once for decoding
+          (``with_head_rows``; otherwise every step gathers them: M x D more memory traffic)}
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ class SharedEmbeddingDraft:
 
     def subset_logits(self, params, hidden):
         """Logits over the subset only: [B, T, M] float32."""
-        rows = params["body"]["embed"]["embedding"][params["subset"]]  # [M, D]
+        rows = params.get("head")  # the subset's rows, gathered once (``with_head_rows``)
+        if rows is None:
+            rows = params["body"]["embed"]["embedding"][params["subset"]]  # [M, D]
         return jnp.einsum(
             "btd,md->btm", hidden, rows.astype(hidden.dtype), preferred_element_type=jnp.float32
         )
@@ -94,3 +98,14 @@ def init_draft(
 def own_weights(params: dict) -> dict:
     """The draft's own trainable weights (everything but the shared table and the subset)."""
     return {k: v for k, v in params["body"].items() if k != "embed"}
+
+
+def with_head_rows(params: dict, dtype=None) -> dict:
+    """``params`` plus the subset's rows of the (frozen) table, gathered once (and cast to the
+    draft's activation ``dtype``): a decoding step then reads M x D values instead of gathering
+    and writing them first. For decoding; training keeps the gather (one tree to update)."""
+    table = params["body"]["embed"]["embedding"]
+    if params["subset"].shape[0] == table.shape[0]:
+        return params  # a full head: a copy of the whole table would double its memory
+    rows = table[params["subset"]]
+    return dict(params, head=rows if dtype is None else rows.astype(dtype))
