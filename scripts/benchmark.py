@@ -79,18 +79,10 @@ def parse_args(argv=None):
 
 
 def _tiny_models():
-    from spec_decode.models import LlamaConfig, LlamaLM
+    from spec_decode.models import tiny_llama
 
-    def make(layers, dim, seed):
-        config = LlamaConfig(
-            vocab_size=64, num_layers=layers, emb_dim=dim, num_heads=4, num_kv_heads=2,
-            head_dim=8, mlp_dim=2 * dim, max_length=256,
-        )  # fmt: skip
-        model = LlamaLM(config)
-        return model, model.init(jax.random.key(seed))
-
-    target, target_params = make(2, 64, 0)
-    draft, draft_params = make(1, 32, 1)
+    target, target_params = tiny_llama(2, 0, emb_dim=64, head_dim=8, max_length=256)
+    draft, draft_params = tiny_llama(1, 1, emb_dim=32, head_dim=8, max_length=256)
     prompts = jax.random.randint(jax.random.key(2), (64, 8), 2, 64)
     return target, target_params, {"tiny": (draft, draft_params)}, prompts, None
 

@@ -19,9 +19,7 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import sys
-import time
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave memory for torch
 
@@ -30,32 +28,22 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode  # noqa: E402
+from spec_decode.bench import time_calls  # noqa: E402
 from spec_decode.models.hf_export import to_hf_llama  # noqa: E402
 
 PROMPT = "Explain in a few sentences why the sky is blue."
 
 
-def _timed(fn, repeats, warmup=1):
-    """Median seconds over ``repeats`` timed runs after ``warmup`` untimed ones; last output."""
-    for _ in range(warmup):
-        fn()
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+def _timed(fn, repeats, warmup):
+    return time_calls({"run": fn}, repeats, warmup)["run"]
 
 
 def _models(args):
     if args.smoke:
-        from spec_decode.models import LlamaConfig, LlamaLM
+        from spec_decode.models import tiny_llama
 
         def make(layers, seed):
-            cfg = LlamaConfig(vocab_size=256, num_layers=layers, emb_dim=64, num_heads=4,
-                              num_kv_heads=2, head_dim=16, mlp_dim=128, max_length=512)  # fmt: skip
-            model = LlamaLM(cfg)
-            return model, model.init(jax.random.key(seed))
+            return tiny_llama(layers, seed, vocab_size=256, emb_dim=64, max_length=512)
 
         target, draft = make(2, 0), make(1, 1)
         return target, draft, draft, [1, 5, 9, 13, 17, 21]
@@ -88,6 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
     args = parser.parse_args(argv)
+    if args.warmup < 1 or args.repeats < 1:
+        parser.error(f"--warmup={args.warmup} --repeats={args.repeats}: both must be >= 1")
     if args.smoke:
         args.max_new_tokens, args.repeats, args.warmup, args.no_compile = 16, 1, 1, True
     import torch

@@ -36,7 +36,7 @@ from spec_decode.drafts import (
     ngram_params_from_tokens,
     sparse_bigram_params_from_tokens,
 )
-from spec_decode.models import LlamaConfig, LlamaLM
+from spec_decode.models import LlamaConfig, tiny_llama
 
 # Openings for the sampled requests: "" leaves the target free; the rest spread requests over
 # kinds an assistant is asked for (the CLI demo's prompts themselves are excluded from training).
@@ -101,9 +101,7 @@ def parse_args(argv=None):
 
 def _smoke_target():
     """A tiny random target and a stand-in tokenizer: the whole pipeline on CPU in seconds."""
-    config = LlamaConfig(vocab_size=64, num_layers=2, emb_dim=32, num_heads=4, num_kv_heads=2,
-                         head_dim=8, mlp_dim=64, max_length=256)  # fmt: skip
-    model = LlamaLM(config)
+    model, params = tiny_llama(2, 0, max_length=256)
 
     class Tokens:
         pad_id, eos_id = 0, 1
@@ -114,7 +112,7 @@ def _smoke_target():
         def id_to_token(self, token_id):
             return None
 
-    return model, model.init(jax.random.key(0)), Tokens()
+    return model, params, Tokens()
 
 
 def main(argv=None) -> int:

@@ -34,22 +34,18 @@ def _step_seconds(model, params, tokens: int, context: int, repeats: int) -> flo
 
 def _models(args):
     if args.smoke:
-        from spec_decode.models import LlamaConfig, LlamaLM
+        from spec_decode.models import tiny_llama
 
-        def make(layers, seed):
-            config = LlamaConfig(vocab_size=64, num_layers=layers, emb_dim=32, num_heads=4,
-                                 num_kv_heads=2, head_dim=8, mlp_dim=64, max_length=64)  # fmt: skip
-            model = LlamaLM(config)
-            return model, model.init(jax.random.key(seed))
-
-        return make(2, 0), {"tiny": make(1, 1)}
+        return tiny_llama(2, 0), {"tiny": tiny_llama(1, 1)}
     from spec_decode.distill.checkpoint import load_draft
     from spec_decode.drafts import PromptLookupDraft
     from spec_decode.smollm2 import load_smollm2
 
     target, params = load_smollm2(dtype=getattr(jnp, args.dtype), path=args.gguf)
     neural = load_draft(params, args.draft_dir, dtype=args.dtype)
-    drafts = {"neural": neural, "prompt-lookup": (PromptLookupDraft(target.vocab_size), None)}
+    regather = {k: v for k, v in neural[1].items() if k != "head"}  # rows gathered every step
+    drafts = {"neural": neural, "neural (head rows gathered every step)": (neural[0], regather),
+              "prompt-lookup": (PromptLookupDraft(target.vocab_size), None)}  # fmt: skip
     if args.dtype != "bfloat16":  # what loading the draft in another dtype than the target costs
         drafts["neural (bfloat16)"] = load_draft(params, args.draft_dir, dtype="bfloat16")
     return (target, params), drafts

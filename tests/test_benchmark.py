@@ -5,6 +5,8 @@ import json
 import math
 import pathlib
 
+import pytest
+
 from spec_decode import theory
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
@@ -79,3 +81,8 @@ def test_timed_decoders_alternate_so_a_slow_spell_hits_both():
                        repeats=3)  # fmt: skip
     assert calls == ["a", "b"] * 4  # one warm-up each, then a, b per repeat
     assert timed["a"][1] == 1 and timed["b"][1] == 2 and timed["a"][0] >= 0
+    calls.clear()
+    time_calls({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 1, warmup=2)
+    assert calls == ["a", "b"] * 3
+    with pytest.raises(ValueError, match="warmup=0"):
+        time_calls({"a": lambda: None}, 1, warmup=0)

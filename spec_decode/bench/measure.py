@@ -36,11 +36,16 @@ def time_call(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     return time_calls({"fn": fn}, repeats)["fn"]
 
 
-def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 3) -> dict[str, tuple]:
-    """Each of ``fns`` warmed up once, then timed ``repeats`` times, interleaved (a, b, a, b...)
-    so that a machine that slows down for a while slows all of them alike: name -> (median
-    seconds, last output)."""
-    outs = {name: jax.block_until_ready(fn()) for name, fn in fns.items()}
+def time_calls(
+    fns: dict[str, Callable[[], Any]], repeats: int = 3, warmup: int = 1
+) -> dict[str, tuple]:
+    """Each of ``fns`` run ``warmup`` times untimed, then timed ``repeats`` times, interleaved
+    (a, b, a, b...) so that a machine that slows down for a while slows all of them alike:
+    name -> (median seconds, last output). Outputs may be anything; jax arrays are waited for."""
+    if warmup < 1:
+        raise ValueError(f"warmup={warmup} is not allowed: at least 1 (the compiling run)")
+    for _ in range(warmup):
+        outs = {name: jax.block_until_ready(fn()) for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():

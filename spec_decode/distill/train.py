@@ -37,8 +37,7 @@ def make_train_step(target, draft: SharedEmbeddingDraft, optimizer):
         hidden = draft.lm.forward(params["body"], tokens, hidden_only=True)
         log_q = jax.nn.log_softmax(draft.subset_logits(params, hidden), axis=-1)
         kl = jnp.sum(p * (jnp.log(jnp.maximum(p, 1e-30)) - log_q), axis=-1)  # [B, T]
-        kl = jnp.where(mask > 0, kl, 0.0)  # a non-finite value at a padded position stays out
-        return jnp.sum(kl) / jnp.maximum(jnp.sum(mask), 1.0)
+        return jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(own, opt_state, embed, subset, target_params, tokens, mask):

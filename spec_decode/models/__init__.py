@@ -1,5 +1,5 @@
 """Models implementing the contract in ``spec_decode.contract``."""
 
-from spec_decode.models.llama import LlamaCache, LlamaConfig, LlamaLM
+from spec_decode.models.llama import LlamaCache, LlamaConfig, LlamaLM, tiny_llama
 
-__all__ = ["LlamaCache", "LlamaConfig", "LlamaLM"]
+__all__ = ["LlamaCache", "LlamaConfig", "LlamaLM", "tiny_llama"]

@@ -366,3 +366,18 @@ def _write_rows(cache: jax.Array, new: jax.Array, lengths: jax.Array) -> jax.Arr
         )
 
     return jax.vmap(write_row, in_axes=(1, 1, 0), out_axes=1)(cache, new, lengths)
+
+
+def tiny_llama(
+    num_layers: int, seed: int, *, vocab_size: int = 64, emb_dim: int = 32,
+    head_dim: int | None = None, max_length: int = 64,
+) -> tuple[LlamaLM, dict]:  # fmt: skip
+    """A small random Llama (4 heads, 2 KV heads, MLP 2 x emb_dim) and its params: the model
+    that scripts' ``--smoke`` runs use on a CPU."""
+    config = LlamaConfig(
+        vocab_size=vocab_size, num_layers=num_layers, emb_dim=emb_dim, num_heads=4,
+        num_kv_heads=2, head_dim=head_dim or emb_dim // 4, mlp_dim=2 * emb_dim,
+        max_length=max_length,
+    )  # fmt: skip
+    model = LlamaLM(config)
+    return model, model.init(jax.random.key(seed))
