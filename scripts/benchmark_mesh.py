@@ -45,9 +45,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode import SamplingConfig, sharding, theory
-from spec_decode.decode import _autoregressive_jit, _lengths, _speculative_jit
-from spec_decode.keys import row_keys
+from spec_decode import SamplingConfig, sharding
+from spec_decode.core import theory
+from spec_decode.core.decoder import _autoregressive_jit, _lengths, _speculative_jit
+from spec_decode.core.keys import row_keys
 from spec_decode.t5 import T5Decoding, make_t5_inputs
 
 PAPER_ALPHA = {0.0: 0.75, 1.0: 0.62}  # T5-XXL target, T5-small draft, WMT EnDe (Table 3)

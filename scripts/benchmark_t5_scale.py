@@ -36,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode import SamplingConfig, autoregressive_decode, theory
+from spec_decode import SamplingConfig, autoregressive_decode
+from spec_decode.core import theory
 from spec_decode.t5 import T5Decoding, make_t5_inputs
 
 TABLE_2 = [  # task, draft, T, gamma, alpha, c, expected, measured (the paper's)

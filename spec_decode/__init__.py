@@ -5,12 +5,12 @@ The pure functions ``draft_step``, ``parallel_verify`` and ``accept_reject`` mak
 is the baseline in the same style. Models meet the core through ``LanguageModel``.
 """
 
-from spec_decode.contract import Cache, LanguageModel, rollback
-from spec_decode.decode import autoregressive_decode, speculative_decode
-from spec_decode.rejection import accept_reject
-from spec_decode.sampling import SamplingConfig, adjusted_probs
-from spec_decode.state import DecodeResult, DecodeState
-from spec_decode.steps import draft_step, parallel_verify
+from spec_decode.core.contract import Cache, LanguageModel, rollback
+from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core.rejection import accept_reject
+from spec_decode.core.sampling import SamplingConfig, adjusted_probs
+from spec_decode.core.state import DecodeResult, DecodeState
+from spec_decode.core.steps import draft_step, parallel_verify
 
 __all__ = [
     "Cache",

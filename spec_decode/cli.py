@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from spec_decode.app import generation
-    from spec_decode.sampling import SamplingConfig
+    from spec_decode.core.sampling import SamplingConfig
 
     prompts = (
         [args.prompt] if args.prompt is not None else generation.read_prompt_file(args.prompt_file)

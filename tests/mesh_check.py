@@ -27,8 +27,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from spec_decode import SamplingConfig, autoregressive_decode, sharding, speculative_decode
-from spec_decode.decode import _autoregressive_jit, _lengths, _speculative_jit
-from spec_decode.keys import row_keys
+from spec_decode.core.decoder import _autoregressive_jit, _lengths, _speculative_jit
+from spec_decode.core.keys import row_keys
 
 MESHES = ((1, 8), (2, 4), (8, 1))
 # The logical names STANDARD_RULES puts on 'model' (every other parameter name is replicated).

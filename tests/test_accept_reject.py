@@ -9,7 +9,7 @@ import pytest
 from stats import SIGNIFICANCE, detectable_tv, goodness_of_fit
 
 from spec_decode import accept_reject
-from spec_decode.rejection import accept_reject_given_uniforms
+from spec_decode.core.rejection import accept_reject_given_uniforms
 
 V = 4
 N = 200_000

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from spec_decode import theory
+from spec_decode.core import theory
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 FIELDS = {

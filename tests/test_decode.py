@@ -7,7 +7,7 @@ import pytest
 from toy import ToyLM
 
 from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode
-from spec_decode.reference import reference_autoregressive_decode, reference_speculative_decode
+from spec_decode.core.reference import reference_autoregressive_decode, reference_speculative_decode
 
 V = 12
 TARGET, DRAFT = ToyLM(V), ToyLM(V)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spec_decode.contract import LanguageModel, rollback
+from spec_decode.core.contract import LanguageModel, rollback
 from spec_decode.models import LlamaCache, LlamaConfig, LlamaLM
 
 TINY = LlamaConfig(

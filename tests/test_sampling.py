@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spec_decode import SamplingConfig, adjusted_probs
-from spec_decode.reference import reference_probs
-from spec_decode.sampling import sample_from
+from spec_decode.core.reference import reference_probs
+from spec_decode.core.sampling import sample_from
 
 CONFIGS = [
     SamplingConfig(temperature=0.0), SamplingConfig(temperature=1.0),

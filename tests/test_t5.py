@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from spec_decode.contract import LanguageModel, rollback
+from spec_decode.core.contract import LanguageModel, rollback
 from spec_decode.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs
 from spec_decode.t5.layers import relative_position_bucket
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spec_decode import theory
+from spec_decode.core import theory
 
 # Table 1 (c = c_hat = 0): alpha, gamma, operations factor, speed factor.
 TABLE_1 = [(0.6, 2, 1.53, 1.96), (0.7, 3, 1.58, 2.53), (0.8, 2, 1.23, 2.44),

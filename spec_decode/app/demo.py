@@ -23,10 +23,10 @@ import numpy as np
 
 from spec_decode.app import registry
 from spec_decode.app.generation import make_batch
-from spec_decode.decode import autoregressive_decode, speculative_decode
-from spec_decode.sampling import SamplingConfig
-from spec_decode.state import DecodeResult
-from spec_decode.validation import check_int
+from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core.sampling import SamplingConfig
+from spec_decode.core.state import DecodeResult
+from spec_decode.core.validation import check_int
 
 PROMPTS = (
     "Write a Python function that checks whether a number is prime.",

@@ -21,10 +21,10 @@ import numpy as np
 
 from spec_decode.app import registry
 from spec_decode.app.streaming import DecodeStream, TextStream
-from spec_decode.decode import autoregressive_decode, speculative_decode
-from spec_decode.sampling import SamplingConfig
-from spec_decode.state import DecodeResult
-from spec_decode.validation import check_int
+from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core.sampling import SamplingConfig
+from spec_decode.core.state import DecodeResult
+from spec_decode.core.validation import check_int
 
 MODES = ("speculative", "autoregressive")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from spec_decode.contract import LanguageModel, Params
+from spec_decode.core.contract import LanguageModel, Params
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 NGRAM_ASSETS = ASSETS / "smollm2_ngrams"

@@ -24,18 +24,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode import validation
-from spec_decode.contract import LanguageModel, Params
-from spec_decode.decode import (
+from spec_decode.core import validation
+from spec_decode.core.contract import LanguageModel, Params
+from spec_decode.core.decoder import (
     autoregressive_step,
     final_result,
     initial_state,
     prefill,
     speculative_round,
 )
-from spec_decode.keys import row_keys
-from spec_decode.sampling import SamplingConfig
-from spec_decode.state import DecodeResult, DecodeState
+from spec_decode.core.keys import row_keys
+from spec_decode.core.sampling import SamplingConfig
+from spec_decode.core.state import DecodeResult, DecodeState
 
 
 class DecodeStream:

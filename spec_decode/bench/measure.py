@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode import theory
-from spec_decode.decode import autoregressive_decode, speculative_decode
-from spec_decode.sampling import SamplingConfig, adjusted_probs
+from spec_decode.core import theory
+from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from spec_decode import theory
+from spec_decode.core import theory
 
 COLUMNS = [
     ("target", "{}"), ("draft", "{}"), ("batch", "{}"), ("gamma", "{}"), ("temperature", "{:g}"),

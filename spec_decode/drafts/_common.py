@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from spec_decode.validation import check_int
+from spec_decode.core.validation import check_int
 
 __all__ = ["LengthsCache", "advance", "check_int", "check_param_shape", "check_tokens"]
 

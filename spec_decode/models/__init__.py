@@ -1,4 +1,4 @@
-"""Models implementing the contract in ``spec_decode.contract``."""
+"""Models implementing the contract in ``spec_decode.core.contract``."""
 
 from spec_decode.models.llama import LlamaCache, LlamaConfig, LlamaLM, tiny_llama
 

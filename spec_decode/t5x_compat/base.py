@@ -15,7 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from spec_decode.contract import Params
+from spec_decode.core.contract import Params
 
 try:  # T5X is optional (not on PyPI); the model works the same without it.
     from t5x import models as _t5x_models

@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode.contract import LanguageModel, Params
-from spec_decode.decode import speculative_decode
-from spec_decode.sampling import SamplingConfig, adjusted_probs
+from spec_decode.core.contract import LanguageModel, Params
+from spec_decode.core.decoder import speculative_decode
+from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 from spec_decode.t5.decoding_model import T5Inputs
 
 # T5X treats temperatures at or below this as argmax (decoding.MIN_TEMPERATURE).

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from spec_decode.contract import LanguageModel, Params
+from spec_decode.core.contract import LanguageModel, Params
 from spec_decode.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs, token_scores
 from spec_decode.t5x_compat.base import Base, DecoderParams
 from spec_decode.t5x_compat.decode_fn import speculative_sample

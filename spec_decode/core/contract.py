@@ -1,0 +1,136 @@
+"""The contract between the decoding core and any model.
+
+The core (``sampling``, ``rejection``, ``steps``, ``decoder``) never imports a model. A model is
+anything with the members of ``LanguageModel``:
+
+    cache = model.init_cache(params, batch_size, max_length)        # lengths == 0
+    logits, cache = model.extend(params, tokens, cache)             # tokens [B, K]
+
+``extend`` writes the K new positions of row b at ``cache.lengths[b] .. cache.lengths[b] + K - 1``
+and returns their logits [B, K, V] and a cache whose lengths grew by K. Token ``tokens[b, i]``
+attends to every cached position of row b below ``cache.lengths[b] + i`` and to itself.
+
+Rollback is pure: ``rollback(cache, shorter)`` sets the lengths. Nothing is recomputed or erased;
+positions at or beyond a row's length are garbage that the next ``extend`` overwrites. The cache
+must therefore hold at least ``max_length`` positions so that no write is clipped.
+
+Caches are values (pytrees, usually ``flax.struct`` dataclasses) passed in and returned; models
+are hashable (frozen dataclasses) so they can be static arguments of ``jax.jit``.
+
+Two helpers serve every implementation: ``check_tokens`` (the static checks of ``tokens`` that
+every ``extend`` starts with) and ``write_at_lengths`` (writing K new cache entries at each row's
+own length).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = Any
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """A per-row cache: a pytree with ``lengths`` int32 [B] and a functional ``replace``."""
+
+    lengths: jax.Array  # [B] int32: positions of each row that are valid
+
+    def replace(self, **updates: Any) -> Cache: ...
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """Everything the decoding core and the sharding helpers use of a target or a draft."""
+
+    @property
+    def vocab_size(self) -> int:
+        """V: logits are [..., V] and token ids lie in [0, V)."""
+        ...
+
+    @property
+    def max_length(self) -> int | None:
+        """The longest prompt + generation callers may ask for; None when there is no limit.
+
+        The decoders check it before tracing; caches are sized a few positions past it
+        (verification writes gamma + 1 ahead), so ``init_cache`` must accept a larger length.
+        """
+        ...
+
+    def init_cache(self, params: Params, batch_size: int, max_length: int) -> Cache:
+        """An empty cache (all lengths 0) with room for ``max_length`` positions per row."""
+        ...
+
+    def extend(self, params: Params, tokens: jax.Array, cache: Cache) -> tuple[jax.Array, Cache]:
+        """Process tokens [B, K] at each row's own end; return logits [B, K, V] and the cache."""
+        ...
+
+    def cache_logical_axes(self) -> Cache:
+        """A cache whose array fields are ``PartitionSpec``s of logical axis names (for meshes).
+
+        ``cache_batch`` must name the rows of every per-row array; a model whose cache holds
+        nothing but per-row lengths returns ``PartitionSpec('cache_batch')`` for them.
+        """
+        ...
+
+
+@runtime_checkable
+class SequenceScorer(Protocol):
+    """Models that also score a whole sequence in one uncached pass (tests and training use it)."""
+
+    def forward(self, params: Params, tokens: jax.Array) -> jax.Array:
+        """Tokens [B, T] at positions 0..T-1 -> logits [B, T, V], as T cached ``extend``s give."""
+        ...
+
+
+def rollback(cache: Cache, lengths: jax.Array) -> Cache:
+    """Set per-row lengths [B]; positions beyond them become free to overwrite."""
+    return cache.replace(lengths=lengths.astype(cache.lengths.dtype))
+
+
+def check_tokens(
+    tokens: Any, batch_size: int | None = None, max_positions: int | None = None
+) -> tuple[int, int]:
+    """Static checks of ``extend``'s tokens: integer [B, K], K >= 1; returns (B, K).
+
+    ``batch_size`` is the cache's B and ``max_positions`` its L, when the caller has a cache.
+    """
+    shape = np.shape(tokens)
+    if len(shape) != 2 or shape[1] < 1:
+        raise ValueError(
+            f"tokens with shape={shape} is not allowed: it must be 2-D [B, K] with K >= 1"
+        )
+    dtype = jnp.result_type(tokens)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"tokens with dtype={dtype} is not allowed: token ids are integers")
+    batch, num_tokens = shape
+    if batch_size is not None and batch != batch_size:
+        raise ValueError(
+            f"tokens with shape={shape} is not allowed: its batch must equal the cache's "
+            f"batch size {batch_size}"
+        )
+    if max_positions is not None and num_tokens > max_positions:
+        raise ValueError(
+            f"tokens with shape={shape} is not allowed: K must be <= the cache length "
+            f"{max_positions}"
+        )
+    return batch, num_tokens
+
+
+def write_at_lengths(buffer: jax.Array, new: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Write new [Lyr, B, K, ...] into buffer [Lyr, B, L, ...] at positions lengths[b].. of row b.
+
+    One ``dynamic_update_slice`` per row (vmapped), in the buffer's dtype. The caller sizes L so
+    that nothing is clipped: a clipped write would silently shift the row's new entries.
+    """
+    trailing = (0,) * (buffer.ndim - 3)
+
+    def write_row(row_buffer, row_new, start):  # [Lyr, L, ...], [Lyr, K, ...], []
+        return jax.lax.dynamic_update_slice(
+            row_buffer, row_new.astype(row_buffer.dtype), (0, start, *trailing)
+        )
+
+    return jax.vmap(write_row, in_axes=(1, 1, 0), out_axes=1)(buffer, new, lengths)

@@ -1,0 +1,92 @@
+"""Draft and verify: the two model-calling halves of one speculative round.
+
+Both are pure functions of (model, params, cache, tokens, keys) and return a new cache. The
+decoding core reaches models only through ``extend`` (see ``spec_decode.core.contract``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from spec_decode.core.contract import Cache, LanguageModel, Params, rollback
+from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
+
+
+def draft_step(
+    draft: LanguageModel,
+    params: Params,
+    cache: Cache,
+    pending: jax.Array,  # [B, 2] int32: tokens committed but not yet in the draft cache
+    num_pending: jax.Array,  # [B] int32 in {1, 2}: how many of pending[b] (the last ones) count
+    keys: jax.Array,  # [B] keys, one per row
+    *,
+    gamma: int,
+    sampling: SamplingConfig,
+) -> tuple[jax.Array, jax.Array, Cache]:
+    """Draw gamma draft tokens x_1..x_gamma and their adjusted draft distributions q_1..q_gamma.
+
+    The newest committed token ``pending[b, 1]`` is never in the draft cache yet. After a round
+    in which all gamma drafts were accepted, the draft has not seen x_gamma either, so that row
+    has two pending tokens ``[x_gamma, t]``. The first draft call therefore always extends by two
+    positions: ``[x_gamma, t]`` when two are pending, ``[t, t]`` when one is (the duplicate is
+    written one position past the row's end and discarded by a rollback). Two positions cost
+    about as much as one in memory-bound decoding, and no extra draft call is spent on catch-up.
+
+        num_pending | extended tokens | q_1 read from | draft length after
+             2      |  [x_gamma, t]   |  position 1   |  L + 2 + (gamma - 1)
+             1      |  [t, t]         |  position 0   |  L + 1 + (gamma - 1)
+
+    Returns:
+      draft_tokens: int32 [B, K] with K = gamma.
+      draft_probs: float32 [B, K, V].
+      cache: the draft cache, holding the pending tokens and x_1..x_{gamma-1}.
+    """
+    batch = pending.shape[0]
+    two_pending = (num_pending == 2)[:, None]  # [B, 1]
+    first_tokens = jnp.where(two_pending, pending, pending[:, 1:].repeat(2, axis=1))  # [B, 2]
+    lengths_before = cache.lengths
+    logits, cache = draft.extend(params, first_tokens, cache)  # [B, 2, V]
+    logits = logits[jnp.arange(batch), num_pending - 1]  # [B, V]
+    cache = rollback(cache, lengths_before + num_pending)
+    step_keys = jax.vmap(lambda k: jax.random.split(k, gamma))(keys)  # [B, K]
+
+    def draw(logits, key_column):
+        probs = adjusted_probs(logits, sampling)  # [B, V]
+        return jax.vmap(sample_from)(key_column, probs), probs
+
+    token, probs = draw(logits, step_keys[:, 0])
+
+    def body(carry, key_column):
+        token, cache = carry
+        logits, cache = draft.extend(params, token[:, None], cache)  # [B, 1, V]
+        next_token, probs = draw(logits[:, 0], key_column)
+        return (next_token, cache), (next_token, probs)
+
+    (_, cache), (tokens_rest, probs_rest) = jax.lax.scan(
+        body, (token, cache), jnp.swapaxes(step_keys[:, 1:], 0, 1)
+    )  # [K-1, B], [K-1, B, V]
+    draft_tokens = jnp.concatenate([token[:, None], jnp.swapaxes(tokens_rest, 0, 1)], axis=1)
+    draft_probs = jnp.concatenate([probs[:, None], jnp.swapaxes(probs_rest, 0, 1)], axis=1)
+    return draft_tokens, draft_probs, cache
+
+
+def parallel_verify(
+    target: LanguageModel,
+    params: Params,
+    cache: Cache,
+    last_token: jax.Array,  # [B] int32: the newest committed token (not yet in the target cache)
+    draft_tokens: jax.Array,  # [B, K] int32
+    *,
+    sampling: SamplingConfig,
+) -> tuple[jax.Array, Cache]:
+    """One target call over K + 1 positions: p_1 .. p_{K+1}, adjusted like the draft's q.
+
+    p_i is the target's distribution after ``last_token, x_1 .. x_{i-1}``; p_{K+1} follows the
+    whole draft and is what the extra token is drawn from when every draft is accepted.
+
+    Returns target_probs float32 [B, K+1, V] and the cache extended by K + 1 positions.
+    """
+    tokens = jnp.concatenate([last_token[:, None], draft_tokens], axis=1)  # [B, K+1]
+    logits, cache = target.extend(params, tokens, cache)  # [B, K+1, V]
+    return adjusted_probs(logits, sampling), cache

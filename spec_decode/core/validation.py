@@ -1,0 +1,93 @@
+"""Argument checks run in Python before anything is traced: errors name the argument."""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import numpy as np
+
+from spec_decode.core.sampling import SamplingConfig
+
+
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_int(name: str, value, minimum: int) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
+
+
+def check_sampling(sampling) -> None:
+    if not isinstance(sampling, SamplingConfig):
+        raise ValueError(
+            f"sampling={sampling!r} is not allowed: pass a spec_decode.SamplingConfig "
+            "(temperature >= 0, top_k >= 0, top_p in (0, 1])"
+        )
+
+
+def check_prompts(prompt_tokens, prompt_lengths, max_new_tokens: int, max_length: int | None):
+    """Validate prompts [B, P] and lengths [B]; return (B, P, lengths as an array)."""
+    shape = np.shape(prompt_tokens)
+    if len(shape) != 2:
+        raise ValueError(
+            f"prompt_tokens with shape={shape} is not allowed: it must be 2-D [B, P] "
+            "(right-padded token ids, one row per sequence)"
+        )
+    batch, width = shape
+    if batch < 1:
+        raise ValueError(f"prompt_tokens with batch size B={batch} is not allowed: B must be >= 1")
+    if width < 1:
+        raise ValueError(f"prompt_tokens with width P={width} is not allowed: P must be >= 1")
+    if prompt_lengths is None:
+        prompt_lengths = np.full((batch,), width, np.int32)
+    if np.shape(prompt_lengths) != (batch,):
+        raise ValueError(
+            f"prompt_lengths with shape={np.shape(prompt_lengths)} is not allowed: "
+            f"it must be [B] = ({batch},)"
+        )
+    if not _is_traced(prompt_lengths):
+        lengths = np.asarray(prompt_lengths)
+        if lengths.min() < 1 or lengths.max() > width:
+            raise ValueError(
+                f"prompt_lengths={lengths.tolist()} is not allowed: each must be in [1, {width}] "
+                "(a prompt holds at least one token, e.g. BOS)"
+            )
+        longest = int(lengths.max())
+        if max_length is not None and longest + max_new_tokens > max_length:
+            raise ValueError(
+                f"prompt length {longest} + max_new_tokens={max_new_tokens} = "
+                f"{longest + max_new_tokens} is not allowed: it exceeds the model's maximum length "
+                f"{max_length}"
+            )
+    elif max_length is not None and width + max_new_tokens > max_length:
+        raise ValueError(
+            f"prompt width P={width} + max_new_tokens={max_new_tokens} is not allowed: it exceeds "
+            f"the model's maximum length {max_length}"
+        )
+    return batch, width, prompt_lengths
+
+
+def check_eos(eos_id, vocab_size: int) -> None:
+    if eos_id is None:
+        return
+    if not isinstance(eos_id, numbers.Integral) or not 0 <= eos_id < vocab_size:
+        raise ValueError(
+            f"eos_id={eos_id!r} is not allowed: it must be None or an integer in [0, {vocab_size})"
+        )
+
+
+def check_vocab(target, draft) -> None:
+    if target.vocab_size != draft.vocab_size:
+        raise ValueError(
+            f"draft vocab_size={draft.vocab_size} is not allowed: it must equal the target's "
+            f"vocab_size={target.vocab_size} (both models must share one vocabulary)"
+        )
+
+
+def model_max_length(*models) -> int | None:
+    """The smallest ``max_length`` any model declares (None when none declares one)."""
+    limits = [getattr(m, "max_length", None) for m in models]
+    limits = [int(x) for x in limits if x is not None]
+    return min(limits) if limits else None
