@@ -45,10 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode import SamplingConfig, sharding
+from spec_decode import DecoderParams, SamplingConfig, SpeculativeDecoder, sharding
 from spec_decode.core import theory
-from spec_decode.core.decoder import _autoregressive_jit, _lengths, _speculative_jit
-from spec_decode.core.keys import row_keys
 from spec_decode.t5 import T5Decoding, make_t5_inputs
 
 PAPER_ALPHA = {0.0: 0.75, 1.0: 0.62}  # T5-XXL target, T5-small draft, WMT EnDe (Table 3)
@@ -66,11 +64,12 @@ def init_on_mesh(model: T5Decoding, key, mesh, shard: bool):
     return params, time.perf_counter() - start
 
 
-def compile_ahead(jitted, *args, **kwargs):
-    """(the compiled executable, compile seconds); call it with the non-static arguments."""
+def compile_ahead(decoder, params, prompts):
+    """(the compiled loop as a function of nothing, its HLO text, compile seconds)."""
     start = time.perf_counter()
-    compiled = jitted.lower(*args, **kwargs).compile()
-    return compiled, time.perf_counter() - start
+    inputs = decoder.inputs(prompts, None, jax.random.key(2))
+    compiled = decoder.lower(params, *inputs).compile()
+    return (lambda: compiled(params, *inputs)), compiled.as_text(), time.perf_counter() - start
 
 
 def peak_memory_gb(devices) -> float | None:
@@ -114,21 +113,15 @@ def run_one(args, gpus: int, used_devices: set) -> dict:
     target_in = make_t5_inputs(target_params, source)
     draft_in = make_t5_inputs(draft_params, source)
     prompts = sharding.shard_batch(jnp.zeros((args.batch, 1), jnp.int32), mesh)  # BOS
-    lengths = _lengths(prompts, None)
-    keys = row_keys(jax.random.key(2), args.batch)
     sampling = SamplingConfig(temperature=args.temperature)
-    common = dict(
-        max_new_tokens=args.max_new_tokens, sampling=sampling, eos_id=None, pad_id=0, mesh=mesh,
-        rules=rules,
-    )  # fmt: skip
+    common = dict(max_new_tokens=args.max_new_tokens, sampling=sampling, mesh=mesh, rules=rules)
 
     # Each decoder is compiled ahead of time (its compile seconds recorded, its HLO readable)
     # and the timed calls run that executable.
-    spec, record["speculative_compile_s"] = compile_ahead(
-        _speculative_jit, target, target_in, draft, draft_in, prompts, lengths, keys,
-        gamma=args.gamma, **common,
+    spec, hlo, record["speculative_compile_s"] = compile_ahead(
+        SpeculativeDecoder(target, draft, args.gamma, **common),
+        DecoderParams(target_in, draft_in), prompts,
     )  # fmt: skip
-    hlo = spec.as_text()
     gathers = sharding.weight_gathers(hlo, target_params)
     record["weight_all_gathers"] = len(gathers)
     record["speculative_collectives"] = collective_counts(hlo)
@@ -136,26 +129,24 @@ def run_one(args, gpus: int, used_devices: set) -> dict:
         f"gpus={gpus}: speculative loop compiled in {record['speculative_compile_s']:.1f} s, "
         f"{len(gathers)} weight all-gathers"
     )
-    sd_s, _, sd = tb.timed(lambda: spec(target_in, draft_in, prompts, lengths, keys), args.repeats)
+    sd_s, _, sd = tb.timed(spec, args.repeats)
     sd_ms = per_token_ms(sd_s, sd)
     summary = sd.summary()
     tb.log(f"gpus={gpus}: speculative {sd_ms:.3f} ms/token, alpha {summary['alpha']:.3f}")
 
-    ar, record["ar_compile_s"] = compile_ahead(
-        _autoregressive_jit, target, target_in, prompts, lengths, keys, **common
+    ar, ar_hlo, record["ar_compile_s"] = compile_ahead(
+        SpeculativeDecoder(target, **common), DecoderParams(target_in), prompts
     )
-    ar_s, _, ar_result = tb.timed(lambda: ar(target_in, prompts, lengths, keys), args.repeats)
+    ar_s, _, ar_result = tb.timed(ar, args.repeats)
     ar_ms = per_token_ms(ar_s, ar_result)
     tb.log(f"gpus={gpus}: autoregressive {ar_ms:.3f} ms/token")
-    record["ar_collectives"] = collective_counts(ar.as_text())
+    record["ar_collectives"] = collective_counts(ar_hlo)
     differs = np.nonzero((np.asarray(ar_result.tokens) != np.asarray(sd.tokens)).any(axis=0))[0]
 
-    draft_ar, record["draft_ar_compile_s"] = compile_ahead(
-        _autoregressive_jit, draft, draft_in, prompts, lengths, keys, **common
+    draft_ar, _, record["draft_ar_compile_s"] = compile_ahead(
+        SpeculativeDecoder(draft, **common), DecoderParams(draft_in), prompts
     )
-    draft_s, _, draft_result = tb.timed(
-        lambda: draft_ar(draft_in, prompts, lengths, keys), args.repeats
-    )
+    draft_s, _, draft_result = tb.timed(draft_ar, args.repeats)
     c = per_token_ms(draft_s, draft_result) / ar_ms
     paper_alpha = PAPER_ALPHA.get(args.temperature, 0.75)
     predicted = theory.expected_speedup(paper_alpha, args.gamma, c)

@@ -1,26 +1,39 @@
 """spec_decode: exact speculative decoding in JAX (Leviathan, Kalman, Matias, ICML 2023).
 
-The pure functions ``draft_step``, ``parallel_verify`` and ``accept_reject`` make one round;
-``speculative_decode`` composes them in one jitted ``lax.while_loop``; ``autoregressive_decode``
-is the baseline in the same style. Models meet the core through ``LanguageModel``.
+``SpeculativeDecoder`` is the loop: a frozen object with ``init``, ``round``, ``run`` (one jitted
+``lax.while_loop``) and ``stream`` (the same round, one at a time); with ``draft=None`` it is the
+autoregressive baseline. ``speculative_decode`` and ``autoregressive_decode`` are its functional
+form. The pure pieces of a round, ``draft_block`` (``draft_step``), ``parallel_verify`` and
+``accept_reject``, compose in any other JAX loop. Models meet the core through
+``LanguageModel``.
 """
 
 from spec_decode.core.contract import Cache, LanguageModel, rollback
-from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core.decoder import (
+    DecoderParams,
+    DecodeStream,
+    SpeculativeDecoder,
+    autoregressive_decode,
+    speculative_decode,
+)
 from spec_decode.core.rejection import accept_reject
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 from spec_decode.core.state import DecodeResult, DecodeState
-from spec_decode.core.steps import draft_step, parallel_verify
+from spec_decode.core.steps import draft_block, draft_step, parallel_verify
 
 __all__ = [
     "Cache",
     "DecodeResult",
     "DecodeState",
+    "DecodeStream",
+    "DecoderParams",
     "LanguageModel",
     "SamplingConfig",
+    "SpeculativeDecoder",
     "accept_reject",
     "adjusted_probs",
     "autoregressive_decode",
+    "draft_block",
     "draft_step",
     "parallel_verify",
     "rollback",

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from spec_decode.app import registry
+from spec_decode.core import stats
 
 
 def _int_at_least(name: str, minimum: int):
@@ -164,8 +165,9 @@ def _print_stats(samples, options) -> None:
     line = f"[{options.mode}: {tokens} tokens, {calls} target calls"
     if options.mode == "speculative":
         accepted = sum(s.stats["accepted_tokens"] for s in samples)
-        alpha = accepted / (calls * options.gamma) if calls else math.nan
-        line += f", draft {options.draft}, gamma {options.gamma}, alpha {alpha:.2f}"
+        alpha = stats.alpha(accepted, sum(s.stats["examined_drafts"] for s in samples))
+        shown = "n/a" if alpha is None else f"{alpha:.2f}"
+        line += f", draft {options.draft}, gamma {options.gamma}, alpha {shown}"
     print(line + "]", file=sys.stderr, flush=True)
 
 

@@ -27,8 +27,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from spec_decode import SamplingConfig, autoregressive_decode, sharding, speculative_decode
-from spec_decode.core.decoder import _autoregressive_jit, _lengths, _speculative_jit
-from spec_decode.core.keys import row_keys
+from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
 
 MESHES = ((1, 8), (2, 4), (8, 1))
 # The logical names STANDARD_RULES puts on 'model' (every other parameter name is replicated).
@@ -67,9 +66,10 @@ def check_placement(params, logical_axes, mesh, sharded: bool) -> int:
 def check_compiled(compiled, params, arg_index: int) -> None:
     """The executable wants the params where they are (no re-layout on entry), gathers none.
 
-    ``arg_index`` counts the non-static arguments only (static ones are not inputs).
+    ``arg_index`` picks the model in the loop's first argument, ``DecoderParams``: 0 the
+    target's params, 1 the draft's.
     """
-    wanted = jax.tree.leaves(compiled.input_shardings[0][arg_index])
+    wanted = jax.tree.leaves(compiled.input_shardings[0][0][arg_index])
     for leaf, sharding_in in zip(jax.tree.leaves(params), wanted, strict=True):
         assert sharding_in.is_equivalent_to(leaf.sharding, leaf.ndim), (sharding_in, leaf.sharding)
     weights = getattr(params, "params", params)  # T5Inputs: the weights, not the tokens
@@ -186,24 +186,25 @@ def main(family_name: str) -> dict:
 
         target_in, draft_in = inputs(target_params, mesh), inputs(draft_params, mesh)
         batch_prompts = sharding.shard_batch(prompts, mesh)
-        statics = dict(eos_id=None, pad_id=0, mesh=mesh, rules=sharding.STANDARD_RULES)
-        keys = row_keys(key, BATCH)
+        statics = dict(mesh=mesh, rules=sharding.STANDARD_RULES)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the GQA fallback again, for the caches
-            compiled = _speculative_jit.lower(
-                target, target_in, draft_on_mesh, draft_in, batch_prompts,
-                _lengths(prompts, lengths), keys, **spec_kw, **statics,
-            ).compile()  # fmt: skip
+            compiled = (
+                SpeculativeDecoder(target, draft_on_mesh, **spec_kw, **statics)
+                .lower(DecoderParams(target_in, draft_in), batch_prompts, lengths, key)
+                .compile()
+            )
             check_compiled(compiled, target_in, 0)
             check_compiled(compiled, draft_in, 1)
             got = speculative_decode(
                 target, target_in, draft_on_mesh, draft_in, batch_prompts, lengths, key, mesh=mesh,
                 **spec_kw,
             )  # fmt: skip
-            compiled = _autoregressive_jit.lower(
-                target, target_in, batch_prompts, _lengths(prompts, lengths), keys, **plain_kw,
-                **statics,
-            ).compile()  # fmt: skip
+            compiled = (
+                SpeculativeDecoder(target, **plain_kw, **statics)
+                .lower(DecoderParams(target_in), batch_prompts, lengths, key)
+                .compile()
+            )
             check_compiled(compiled, target_in, 0)
             got_plain = autoregressive_decode(
                 target, target_in, batch_prompts, lengths, key, mesh=mesh, **plain_kw

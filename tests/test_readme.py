@@ -7,9 +7,15 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_example_runs():
-    example = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    examples = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     namespace: dict = {}
-    exec(compile(example, str(README), "exec"), namespace)
+    exec(compile(examples[0], str(README), "exec"), namespace)
     out = namespace["out"]
     assert out.tokens.shape == (2, 16)
     assert (out.lengths >= 1).all()
+    # The decoder object's example continues the first one and gives the same decode.
+    exec(compile(examples[1], str(README), "exec"), namespace)
+    for result in (namespace["result"], namespace["stream"].result()):
+        assert (result.tokens == out.tokens).all()
+        assert result.summary() == out.summary()
+    assert namespace["baseline"].draft is None and namespace["baseline"].gamma == 0

@@ -23,10 +23,11 @@ import numpy as np
 
 from spec_decode.app import registry
 from spec_decode.app.generation import make_batch
-from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core import stats
+from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
 from spec_decode.core.sampling import SamplingConfig
 from spec_decode.core.state import DecodeResult
-from spec_decode.core.validation import check_int
+from spec_decode.core.validation import check_gamma, check_int
 
 PROMPTS = (
     "Write a Python function that checks whether a number is prime.",
@@ -48,7 +49,7 @@ class DemoOptions:
     def __post_init__(self):
         registry.check_name("draft", self.draft, registry.DRAFTS)
         registry.check_name("target", self.target, registry.TARGETS)
-        check_int("gamma", self.gamma, 1)
+        check_gamma(self.gamma, with_draft=True)
         check_int("max_new_tokens", self.max_new_tokens, 1)
         check_int("repeats", self.repeats, 1)
         if not self.prompts:
@@ -66,21 +67,12 @@ def run_demo(options: DemoOptions = DemoOptions(), progress: bool = True) -> dic
     width = max(len(ids) for ids in encoded)  # one padded width: one compilation per decoder
     batches = [make_batch([(ids, jax.random.key(0))], width, 0) for ids in encoded]
     common = dict(max_new_tokens=options.max_new_tokens, sampling=GREEDY, eos_id=tokenizer.eos_id)
+    plain = SpeculativeDecoder(target.model, **common)
+    speculative = SpeculativeDecoder(target.model, draft, options.gamma, **common)
+    params = DecoderParams(target.params, draft_params)
     decoders: dict[str, Callable[[Any], DecodeResult]] = {
-        "autoregressive": lambda b: autoregressive_decode(
-            target.model, target.params, b.tokens, b.lengths, b.keys, **common
-        ),
-        "speculative": lambda b: speculative_decode(
-            target.model,
-            target.params,
-            draft,
-            draft_params,
-            b.tokens,
-            b.lengths,
-            b.keys,
-            gamma=options.gamma,
-            **common,
-        ),  # fmt: skip
+        "autoregressive": lambda b: plain.run(params, b.tokens, b.lengths, b.keys),
+        "speculative": lambda b: speculative.run(params, b.tokens, b.lengths, b.keys),
     }
     steps = len(decoders) * (1 + options.repeats * len(batches))
     bar = tqdm(total=steps, desc="demo", unit="run", disable=not progress, file=sys.stderr)
@@ -106,18 +98,13 @@ def run_demo(options: DemoOptions = DemoOptions(), progress: bool = True) -> dic
 
 
 def _report(options, tokenizer, results, seconds) -> dict[str, Any]:
-    per_prompt, generated, calls, accepted, examined = [], 0, 0, 0, 0
+    per_prompt = []
     ar_total = statistics.median(sum(times) for times in seconds["autoregressive"])
     sd_total = statistics.median(sum(times) for times in seconds["speculative"])
     for index, prompt in enumerate(options.prompts):
         ar, sd = results["autoregressive"][index], results["speculative"][index]
         ar_ids, sd_ids = _ids(ar), _ids(sd)
         summary = sd.summary()
-        generated += summary["generated_tokens"]
-        calls += summary["target_calls"]
-        accepted += summary["accepted_tokens"]
-        rounds = np.asarray(sd.accepted_per_round)
-        examined += int(rounds[rounds >= 0].sum() + (rounds[rounds >= 0] < options.gamma).sum())
         per_prompt.append(
             {
                 "prompt": prompt,
@@ -130,10 +117,12 @@ def _report(options, tokenizer, results, seconds) -> dict[str, Any]:
                 "speculative_seconds": _median_at(seconds["speculative"], index),
             }
         )
+    total = stats.summarize(results["speculative"])
     return {
         "identical": all(p["identical"] for p in per_prompt),
-        "alpha": accepted / examined if examined else 0.0,  # accepted / examined drafts
-        "tokens_per_target_call": generated / calls,
+        "alpha": total["alpha"],
+        "tokens_per_target_call": total["tokens_per_target_call"],
+        "acceptance_histogram": total["acceptance_histogram"],
         "speedup": ar_total / sd_total,
         "autoregressive_seconds": ar_total,
         "speculative_seconds": sd_total,
@@ -175,10 +164,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['max_new_tokens']} new tokens, greedy, {report['device']}",
         f"texts identical:        {'yes' if report['identical'] else 'NO'} "
         f"({ok}/{len(report['prompts'])} prompts)",
-        f"alpha (acceptance):     {report['alpha']:.3f}",
+        f"alpha (acceptance):     {_number(report['alpha'])}",
         f"tokens per target call: {report['tokens_per_target_call']:.2f}",
         f"autoregressive:         {report['autoregressive_seconds']:.2f} s",
         f"speculative:            {report['speculative_seconds']:.2f} s",
         f"speedup:                {report['speedup']:.2f}x",
     ]
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "n/a (no draft examined)" if value is None else f"{value:.3f}"

@@ -20,11 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_decode.app import registry
-from spec_decode.app.streaming import DecodeStream, TextStream
-from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.app.streaming import TextStream
+from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
 from spec_decode.core.sampling import SamplingConfig
-from spec_decode.core.state import DecodeResult
-from spec_decode.core.validation import check_int
+from spec_decode.core.validation import check_gamma, check_int
 
 MODES = ("speculative", "autoregressive")
 
@@ -61,7 +60,7 @@ class GenerateOptions:
         registry.check_name("target", self.target, registry.TARGETS)
         registry.check_name("draft", self.draft, registry.DRAFTS)
         registry.check_name("mode", self.mode, MODES)
-        check_int("gamma", self.gamma, 1)
+        check_gamma(self.gamma, with_draft=True)
         check_int("seed", self.seed, 0)
         check_int("max_new_tokens", self.max_new_tokens, 1)
         check_int("num_samples", self.num_samples, 1)
@@ -78,7 +77,7 @@ class Sample:
     sample: int  # index j among the prompt's num_samples
     tokens: list[int]  # generated ids (EOS included when emitted)
     text: str  # decoded without special tokens
-    stats: dict[str, Any]  # target_calls, draft_calls, accepted_tokens, alpha (None if no draft)
+    stats: dict[str, Any]  # DecodeResult.row_summary: calls, accepted drafts, alpha, histogram
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,40 +122,22 @@ def encode_prompts(
     return encoded
 
 
-def decoder(options: GenerateOptions, target: registry.Target) -> Callable[..., DecodeResult]:
-    """``batch -> DecodeResult`` for the options' mode, draft and sampling."""
-    common = dict(
+def make_decoder(
+    options: GenerateOptions, target: registry.Target
+) -> tuple[SpeculativeDecoder, DecoderParams]:
+    """The decoder for the options' mode, draft and sampling, and its params."""
+    draft, draft_params = None, None
+    if options.mode == "speculative":
+        draft, draft_params = registry.load_draft(options.draft, target)
+    decoder = SpeculativeDecoder(
+        target.model,
+        draft,
+        gamma=options.gamma if draft is not None else None,
         max_new_tokens=options.max_new_tokens,
         sampling=options.sampling,
         eos_id=target.tokenizer.eos_id,
     )
-    if options.mode == "autoregressive":
-        return lambda batch: autoregressive_decode(
-            target.model, target.params, batch.tokens, batch.lengths, batch.keys, **common
-        )
-    draft, draft_params = registry.load_draft(options.draft, target)
-    return lambda batch: speculative_decode(
-        target.model, target.params, draft, draft_params, batch.tokens, batch.lengths,
-        batch.keys, gamma=options.gamma, **common,
-    )  # fmt: skip
-
-
-def row_stats(result: DecodeResult, row: int, speculative: bool) -> dict[str, Any]:
-    """Per-sample statistics: calls, accepted drafts, and alpha as the paper defines it
-    (accepted / examined drafts, as ``DecodeResult.summary``).
-
-    ``result`` should hold host arrays (``jax.device_get``): this indexes one row at a time.
-    """
-    rounds = result.accepted_per_round[row]
-    taken = rounds[rounds >= 0]
-    accepted = int(taken.sum())
-    examined = accepted + int((taken < result.gamma).sum())
-    return {
-        "target_calls": int(result.target_calls[row]),
-        "draft_calls": int(result.draft_calls[row]),
-        "accepted_tokens": accepted,
-        "alpha": accepted / examined if speculative and examined else None,
-    }
+    return decoder, DecoderParams(target.params, draft_params)
 
 
 def generate(prompts: Sequence[str], options: GenerateOptions = GenerateOptions()) -> list[Sample]:
@@ -168,7 +149,7 @@ def iter_generate(prompts: Sequence[str], options: GenerateOptions) -> Iterator[
     """Samples as each batch of rows finishes."""
     target = registry.load_target(options.target)
     encoded = encode_prompts(prompts, target, options.chat)
-    decode = decoder(options, target)
+    decoder, params = make_decoder(options, target)
     width = max(len(ids) for ids in encoded)
     rows = [
         (i, j, encoded[i], sample_key(options.seed, i, j))
@@ -180,10 +161,10 @@ def iter_generate(prompts: Sequence[str], options: GenerateOptions) -> Iterator[
         chunk = rows[start : start + size]
         # Pad the last batch with copies of its last row: every call has one shape.
         padded = chunk + [chunk[-1]] * (size - len(chunk))
-        result = decode(make_batch([(ids, key) for _, _, ids, key in padded], width, _pad(target)))
-        result = jax.device_get(result)
+        batch = make_batch([(ids, key) for _, _, ids, key in padded], width, _pad(target))
+        result = jax.device_get(decoder.run(params, batch.tokens, batch.lengths, batch.keys))
         for b, (i, j, _, _) in enumerate(chunk):
-            yield _sample(prompts[i], j, result, b, target, options.mode == "speculative")
+            yield _sample(prompts[i], j, result, b, target)
 
 
 def stream_generate(
@@ -198,34 +179,27 @@ def stream_generate(
     target = registry.load_target(options.target)
     encoded = encode_prompts(prompts, target, options.chat)
     width = max(len(ids) for ids in encoded)
-    speculative = options.mode == "speculative"
-    draft, draft_params = (
-        registry.load_draft(options.draft, target) if speculative else (None, None)
-    )
+    decoder, params = make_decoder(options, target)
     for i, (prompt, ids) in enumerate(zip(prompts, encoded, strict=True)):
         keys = [sample_key(options.seed, i, j) for j in range(options.num_samples)]
         batch = make_batch([(ids, key) for key in keys], width, _pad(target))
-        stream = DecodeStream(
-            target.model, target.params, draft, draft_params, batch.tokens, batch.lengths,
-            batch.keys, gamma=options.gamma, max_new_tokens=options.max_new_tokens,
-            sampling=options.sampling, eos_id=target.tokenizer.eos_id,
-        )  # fmt: skip
+        stream = decoder.stream(params, batch.tokens, batch.lengths, batch.keys)
         text = TextStream(target.tokenizer)
         for new_tokens in stream:
             write(i, text.push(new_tokens[0]))
         write(i, text.flush())
         result = jax.device_get(stream.result())
-        yield [_sample(prompt, j, result, j, target, speculative) for j in range(len(keys))]
+        yield [_sample(prompt, j, result, j, target) for j in range(len(keys))]
 
 
-def _sample(prompt, index, result, row, target, speculative) -> Sample:
+def _sample(prompt, index, result, row, target) -> Sample:
     ids = result.tokens[row, : result.lengths[row]].tolist()
     return Sample(
         prompt=prompt,
         sample=index,
         tokens=ids,
         text=target.tokenizer.decode(ids, skip_special_tokens=True),
-        stats=row_stats(result, row, speculative),
+        stats=result.row_summary(row),
     )
 
 

@@ -1,25 +1,26 @@
-"""The loop state of the decoders and what they return."""
+"""The loop state of the decoder and what it returns."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jax
-import numpy as np
 from flax import struct
+
+from spec_decode.core import stats
 
 
 @struct.dataclass
 class DecodeState:
     """Everything one ``lax.while_loop`` iteration (one round) reads and writes.
 
-    ``autoregressive_decode`` uses the same state with no draft: a round is then one target
+    The autoregressive baseline uses the same state with no draft: a round is then one target
     call that emits one token. R = max_new_tokens bounds the number of rounds (each round of an
     active row emits at least one token). T_buf = max_new_tokens + K + 1 leaves room to write a
     whole round's block past a row's end without clipping.
     """
 
-    step: jax.Array  # [] int32: rounds done so far (same for every row: rows run in lockstep)
+    rounds: jax.Array  # [] int32: rounds done so far (same for every row: rows run in lockstep)
     keys: jax.Array  # [B] typed keys, one per row; round r uses fold_in(keys[b], r)
     tokens: jax.Array  # [B, T_buf] int32: generated tokens; only [:num_generated] is meaningful
     num_generated: jax.Array  # [B] int32
@@ -37,7 +38,11 @@ class DecodeState:
 
 @struct.dataclass
 class DecodeResult:
-    """Generated tokens and per-row statistics (arrays; ``summary`` turns them into numbers)."""
+    """Generated tokens and the per-row record of every round: the one source of statistics.
+
+    ``summary()`` gives the batch totals and ``row_summary(b)`` one row's, both from
+    ``spec_decode.core.stats`` (alpha as the paper defines it, the acceptance histogram).
+    """
 
     tokens: jax.Array  # [B, max_new_tokens] int32, pad_id after each row's length
     lengths: jax.Array  # [B] int32: tokens generated (EOS included when emitted)
@@ -46,28 +51,14 @@ class DecodeResult:
     accepted_per_round: jax.Array  # [B, R] int32: -1 where the row took no round
     gamma: int = struct.field(pytree_node=False, default=0)
 
-    def summary(self) -> dict[str, Any]:
-        """Totals over the batch, with alpha estimated as the paper defines it.
+    def row_counts(self) -> stats.RowCounts:
+        """Per-row counts [B] (and the histogram [B, gamma + 1]); works inside ``jax.jit``."""
+        return stats.row_counts(self)
 
-        The paper's alpha is the probability that a drafted token is accepted, given that it is
-        examined. A round examines drafts until the first rejection, so alpha is estimated as
-        accepted / (accepted + rejections), rejections being the rounds with n < gamma. (The
-        fraction accepted / drafted, also returned, is smaller: drafts after a rejection are
-        never examined.) Then (1 - alpha^(gamma+1)) / (1 - alpha) predicts tokens per call.
-        """
-        rounds = np.asarray(self.accepted_per_round)
-        taken = rounds[rounds >= 0]
-        accepted = int(taken.sum())
-        rejections = int((taken < self.gamma).sum())
-        calls = int(np.asarray(self.target_calls).sum())
-        generated = int(np.asarray(self.lengths).sum())
-        examined = accepted + rejections
-        return {
-            "generated_tokens": generated,
-            "target_calls": calls,
-            "draft_calls": int(np.asarray(self.draft_calls).sum()),
-            "accepted_tokens": accepted,
-            "alpha": accepted / examined if examined else float("nan"),
-            "accepted_per_drafted": accepted / (calls * self.gamma) if self.gamma else float("nan"),
-            "tokens_per_target_call": generated / max(calls, 1),
-        }
+    def summary(self) -> dict[str, Any]:
+        """Totals over the batch as Python numbers (``stats.summarize``)."""
+        return stats.summarize(self)
+
+    def row_summary(self, row: int) -> dict[str, Any]:
+        """The same figures for one row."""
+        return stats.summarize(self, row)

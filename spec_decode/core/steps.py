@@ -13,7 +13,7 @@ from spec_decode.core.contract import Cache, LanguageModel, Params, rollback
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
 
 
-def draft_step(
+def draft_block(
     draft: LanguageModel,
     params: Params,
     cache: Cache,
@@ -25,6 +25,8 @@ def draft_step(
     sampling: SamplingConfig,
 ) -> tuple[jax.Array, jax.Array, Cache]:
     """Draw gamma draft tokens x_1..x_gamma and their adjusted draft distributions q_1..q_gamma.
+
+    This is a whole block of gamma draft calls (``draft_step`` is its former name).
 
     The newest committed token ``pending[b, 1]`` is never in the draft cache yet. After a round
     in which all gamma drafts were accepted, the draft has not seen x_gamma either, so that row
@@ -90,3 +92,7 @@ def parallel_verify(
     tokens = jnp.concatenate([last_token[:, None], draft_tokens], axis=1)  # [B, K+1]
     logits, cache = target.extend(params, tokens, cache)  # [B, K+1, V]
     return adjusted_probs(logits, sampling), cache
+
+
+# The former name: users import it.
+draft_step = draft_block

@@ -19,6 +19,36 @@ def check_int(name: str, value, minimum: int) -> None:
         raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
 
 
+# Past this many drafts a round costs more than it can save: with any alpha < 1 the expected
+# tokens per call, (1 - alpha^(K+1)) / (1 - alpha), has all but reached its limit
+# 1 / (1 - alpha) long before, while each draft still costs a draft call and widens verification.
+MAX_GAMMA = 32
+
+
+def check_gamma(gamma, *, with_draft: bool) -> int:
+    """gamma as an int: in [1, MAX_GAMMA] with a draft (None: 4), 0 or None without one."""
+    if not with_draft:
+        if gamma not in (None, 0):
+            raise ValueError(
+                f"gamma={gamma!r} is not allowed without a draft: leave it None (or 0); the "
+                "autoregressive baseline drafts nothing"
+            )
+        return 0
+    if gamma is None:
+        return 4
+    if (
+        not isinstance(gamma, numbers.Integral)
+        or isinstance(gamma, bool)
+        or not (1 <= gamma <= MAX_GAMMA)
+    ):
+        raise ValueError(
+            f"gamma={gamma!r} is not allowed: it must be an integer >= 1 and <= {MAX_GAMMA} "
+            "(drafts per round; beyond a few dozen every extra draft costs a call and can no "
+            "longer raise the tokens per call)"
+        )
+    return int(gamma)
+
+
 def check_sampling(sampling) -> None:
     if not isinstance(sampling, SamplingConfig):
         raise ValueError(

@@ -39,7 +39,9 @@ from spec_decode.t5.decoding_model import T5Inputs
 
 # T5X treats temperatures at or below this as argmax (decoding.MIN_TEMPERATURE).
 MIN_TEMPERATURE = 1e-4
-STATISTICS = ("accepted_tokens", "target_calls", "draft_calls", "generated_tokens")
+STATISTICS = (
+    "accepted_tokens", "examined_drafts", "target_calls", "draft_calls", "generated_tokens"
+)  # fmt: skip
 
 
 def t5x_sampling(temperature: Any = 1.0, topk: Any = 1, topp: Any = 0.0) -> SamplingConfig:
@@ -250,8 +252,11 @@ def _assemble(prompt, num_prompt, tokens, lengths, steps: int):
 @functools.partial(jax.jit, static_argnums=4)
 def _regroup(decodes, scores, generated, result, num_decodes: int):
     """[B * num_decodes, ...] -> [B, num_decodes, ...], sorted by score (ascending, best last)."""
-    accepted = jnp.sum(jnp.maximum(result.accepted_per_round, 0), axis=1)
-    counts = (accepted, result.target_calls, result.draft_calls, generated)
+    counts = result.row_counts()  # the one definition (spec_decode.core.stats)
+    counts = (
+        counts.accepted_tokens, counts.examined_drafts, counts.target_calls, counts.draft_calls,
+        generated,
+    )  # fmt: skip
     stats = dict(zip(STATISTICS, counts, strict=True))
     batch = scores.shape[0] // num_decodes
     order = jnp.argsort(scores.reshape(batch, num_decodes), axis=1)

@@ -6,10 +6,11 @@ run), and writes ``predictions.jsonl`` (one line per example, in input order) an
 ``summary.json`` to ``output_dir``. Each prediction line:
 
     {"index": 0, "inputs": "...", "prediction": "...", "tokens": [...], "score": -3.2,
-     "stats": {"accepted_tokens": 9, "target_calls": 4, "draft_calls": 28,
-               "generated_tokens": 13, "alpha": 0.32}}
+     "stats": {"accepted_tokens": 9, "examined_drafts": 12, "target_calls": 4,
+               "draft_calls": 28, "generated_tokens": 13, "alpha": 0.75}}
 
-(plus "targets" when the input has them). ``alpha`` is accepted / (target_calls * gamma).
+(plus "targets" when the input has them). ``alpha`` is the paper's, accepted / examined drafts
+(``spec_decode.core.stats.alpha``), per example and in the summary.
 
 With ``mesh`` (a ``('data', 'model')`` mesh from ``spec_decode.sharding.make_mesh``) the target's
 parameters are split by their logical axes as T5X splits them, the draft's are replicated on
@@ -30,6 +31,7 @@ import jax
 import numpy as np
 
 from spec_decode import sharding
+from spec_decode.core.stats import alpha
 from spec_decode.t5x_compat.decode_fn import STATISTICS
 from spec_decode.t5x_compat.model import SpeculativeEncoderDecoderModel
 
@@ -117,9 +119,7 @@ def infer(
                 stats = {name: int(aux[name][row]) for name in STATISTICS if name in aux}
                 for name, value in stats.items():
                     totals[name] += value
-                record = _record(
-                    example, decodes[row], float(aux["scores"][row]), stats, model.gamma
-                )
+                record = _record(example, decodes[row], float(aux["scores"][row]), stats)
                 record["prediction"] = vocabulary.decode(record["tokens"])
                 out.write(json.dumps({"index": count, **record}) + "\n")
                 count += 1
@@ -225,15 +225,14 @@ def _batch(chunk, batch_size: int, lengths: Mapping[str, int], eos_id: int) -> d
     return {"encoder_input_tokens": encoder, "decoder_input_tokens": decoder}
 
 
-def _record(example, decoded: np.ndarray, score: float, stats: dict, gamma: int) -> dict:
+def _record(example, decoded: np.ndarray, score: float, stats: dict) -> dict:
     tokens = [int(t) for t in decoded]
     generated = stats.get("generated_tokens", len(tokens))
     record = {"inputs": example.get("inputs"), "tokens": tokens[:generated], "score": score}
     if example.get("targets") is not None:
         record["targets"] = example["targets"]
-    calls = stats.get("target_calls")
-    if calls is not None and "accepted_tokens" in stats:
-        stats = {**stats, "alpha": stats["accepted_tokens"] / (calls * gamma) if calls else None}
+    if "accepted_tokens" in stats and "examined_drafts" in stats:
+        stats = {**stats, "alpha": alpha(stats["accepted_tokens"], stats["examined_drafts"])}
     record["stats"] = stats
     return record
 
@@ -244,7 +243,7 @@ def _summary(totals: Mapping[str, int], count: int, gamma: int, seconds: float) 
         "examples": count,
         **totals,
         "gamma": gamma,
-        "alpha": totals["accepted_tokens"] / (calls * gamma) if calls else None,
+        "alpha": alpha(totals["accepted_tokens"], totals["examined_drafts"]),
         "tokens_per_target_call": totals["generated_tokens"] / calls if calls else None,
         "seconds": seconds,
     }
