@@ -76,4 +76,5 @@ def commit_round(
         target_calls=state.target_calls + active,
         draft_calls=state.draft_calls + k * active,
         accepted_per_round=state.accepted_per_round.at[:, state.rounds].set(per_round),
+        gamma_per_round=state.gamma_per_round.at[state.rounds].set(k),
     )

@@ -44,6 +44,7 @@ from spec_decode.core import validation
 from spec_decode.core.commit import commit_round
 from spec_decode.core.contract import LanguageModel, Params, rollback
 from spec_decode.core.keys import round_keys, row_keys
+from spec_decode.core.policy import GammaPolicy
 from spec_decode.core.rejection import accept_reject
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
 from spec_decode.core.state import DecodeResult, DecodeState
@@ -64,12 +65,15 @@ class SpeculativeDecoder:
     Attributes:
       target: the model whose distribution the output follows.
       draft: the proposing model, or None for the autoregressive baseline.
-      gamma: K, drafts per round (default 4 with a draft; must be 0 or None without one).
+      gamma: K, drafts per round (default 4 with a draft; must be 0 or None without one), or
+        "auto": each round's gamma in 0..policy.max_gamma is chosen by ``policy`` from the
+        rounds before it (0 is a plain target step that leaves the draft alone).
       max_new_tokens: tokens generated per row at most.
       sampling: the adjustment applied to both models' logits (greedy, temperature, ...).
       eos_id: a row stops after emitting it (None: only max_new_tokens stops a row).
       pad_id: written after each row's end in ``DecodeResult.tokens``.
       mesh, rules: lay caches and per-row state out on a device mesh (``spec_decode.sharding``).
+      policy: a ``GammaPolicy`` (measured costs) with gamma="auto"; None otherwise.
     """
 
     target: LanguageModel
@@ -81,10 +85,19 @@ class SpeculativeDecoder:
     pad_id: int = 0
     mesh: jax.sharding.Mesh | None = None
     rules: sharding.Rules | None = None
+    policy: GammaPolicy | None = None
 
     def __post_init__(self):
-        gamma = validation.check_gamma(self.gamma, with_draft=self.draft is not None)
-        object.__setattr__(self, "gamma", gamma)
+        if self.gamma == "auto":
+            validation.check_policy(self.policy, with_draft=self.draft is not None)
+        else:
+            gamma = validation.check_gamma(self.gamma, with_draft=self.draft is not None)
+            object.__setattr__(self, "gamma", gamma)
+            if self.policy is not None:
+                raise ValueError(
+                    f"policy={self.policy!r} is not allowed with gamma={self.gamma!r}: a policy "
+                    "chooses gamma, so it goes with gamma='auto'"
+                )
         if self.draft is not None:
             validation.check_vocab(self.target, self.draft)
         validation.check_int("max_new_tokens", self.max_new_tokens, 1)
@@ -103,9 +116,15 @@ class SpeculativeDecoder:
     def models(self) -> tuple[LanguageModel, ...]:
         return (self.target,) if self.draft is None else (self.target, self.draft)
 
+    @property
+    def max_drafts(self) -> int:
+        """The most drafts one round makes: gamma, or the policy's max_gamma with "auto"."""
+        return self.policy.max_gamma if self.gamma == "auto" else self.gamma
+
     def cache_length(self, prompt_width: int) -> int:
-        """L of both caches: the longest row plus a whole round written past its end."""
-        return prompt_width + self.max_new_tokens + self.gamma + 2
+        """L of both caches: the longest row plus a whole round written past its end (the
+        draft's catch-up writes max_drafts + 1 positions from at most the target's length)."""
+        return prompt_width + self.max_new_tokens + self.max_drafts + 2
 
     # -- the four entry points ---------------------------------------------------------------
 
@@ -117,8 +136,14 @@ class SpeculativeDecoder:
         """One round, pure and traceable: the while loop's body, and ``stream``'s step."""
         if self.draft is None:
             state = self._autoregressive_round(params, state)
+        elif self.gamma == "auto":
+            gamma = self.policy.choose(state.accepted_per_round, state.gamma_per_round, state.rounds)
+            branches = [
+                functools.partial(self._round_of, gamma=g) for g in range(self.max_drafts + 1)
+            ]
+            state = jax.lax.switch(gamma, branches, params, state)
         else:
-            state = self._speculative_round(params, state)
+            state = self._speculative_round(params, state, self.gamma)
         return self._on_mesh(state)
 
     def run(self, params: DecoderParams, prompt_tokens, prompt_lengths=None, key=None):
@@ -146,7 +171,8 @@ class SpeculativeDecoder:
             target_calls=state.target_calls,
             draft_calls=state.draft_calls,
             accepted_per_round=state.accepted_per_round,
-            gamma=self.gamma,
+            gamma_per_round=state.gamma_per_round,
+            gamma=self.max_drafts,
         )
 
     # -- pieces ------------------------------------------------------------------------------
@@ -186,7 +212,7 @@ class SpeculativeDecoder:
         state = DecodeState(
             rounds=jnp.zeros((), jnp.int32),
             keys=keys,
-            tokens=jnp.zeros((batch, self.max_new_tokens + self.gamma + 1), jnp.int32),
+            tokens=jnp.zeros((batch, self.max_new_tokens + self.max_drafts + 1), jnp.int32),
             num_generated=zeros,
             done=jnp.zeros((batch,), bool),
             pending=jnp.concatenate([last, last], axis=1),
@@ -196,15 +222,19 @@ class SpeculativeDecoder:
             target_calls=zeros,
             draft_calls=zeros,
             accepted_per_round=jnp.full((batch, self.max_new_tokens), -1, jnp.int32),
+            gamma_per_round=jnp.full((self.max_new_tokens,), -1, jnp.int32),
+            last_prompt=last[:, 0],
         )
         return self._on_mesh(state)
 
-    def _speculative_round(self, params: DecoderParams, state: DecodeState) -> DecodeState:
+    def _speculative_round(
+        self, params: DecoderParams, state: DecodeState, gamma: int
+    ) -> DecodeState:
         """Draft gamma tokens, verify them in one target call, accept/reject, commit."""
         draft_keys, accept_keys = round_keys(state.keys, state.rounds, 2)
         draft_tokens, draft_probs, draft_cache = draft_block(
             self.draft, params.draft, state.draft_cache, state.pending, state.num_pending,
-            draft_keys, gamma=self.gamma, sampling=self.sampling,
+            draft_keys, gamma=gamma, sampling=self.sampling,
         )  # fmt: skip
         target_probs, target_cache = parallel_verify(
             self.target, params.target, state.target_cache, state.pending[:, 1], draft_tokens,
@@ -232,6 +262,59 @@ class SpeculativeDecoder:
             max_new_tokens=self.max_new_tokens, eos_id=self.eos_id,
         )  # fmt: skip
 
+    def _round_of(self, params: DecoderParams, state: DecodeState, *, gamma: int) -> DecodeState:
+        """One branch of a run-time-gamma round: gamma drafts, or a plain step for gamma 0."""
+        if gamma == 0:
+            # The draft is left behind; the next drafting round catches it up.
+            draft_cache = state.draft_cache
+            state = self._autoregressive_round(params, state.replace(draft_cache=None))
+            return state.replace(draft_cache=draft_cache)
+        return self._speculative_round(params, self._catch_up(params, state), gamma)
+
+    def _catch_up(self, params: DecoderParams, state: DecodeState) -> DecodeState:
+        """Feed the draft the committed tokens it missed in plain steps, max_drafts + 1 a call.
+
+        Afterwards each active row's draft is at most one token behind the target, and
+        ``pending``/``num_pending`` describe that gap as ``draft_block`` expects it. Position p
+        of row b holds the last prompt token when p = P_b - 1 and generated token p - P_b
+        after it, P_b = target length - generated + 1 (the newest token is in neither cache).
+        """
+        target_lengths = state.target_cache.lengths  # [B]
+        active = ~state.done
+        first_generated = target_lengths - state.num_generated + 1  # [B]: P_b
+
+        def token_at(positions):  # [B, C] -> [B, C]
+            index = positions - first_generated[:, None]
+            generated = jnp.take_along_axis(
+                state.tokens, jnp.clip(index, 0, state.tokens.shape[1] - 1), axis=1
+            )
+            return jnp.where(index < 0, state.last_prompt[:, None], generated)
+
+        chunk = self.max_drafts + 1
+        behind = lambda cache: active & (target_lengths - cache.lengths > 1)  # [B]
+
+        def feed(carry):
+            cache, calls = carry
+            todo, before = behind(cache), cache.lengths
+            positions = before[:, None] + jnp.arange(chunk)  # [B, C]
+            _, cache = self.draft.extend(params.draft, token_at(positions), cache)
+            after = jnp.where(todo, jnp.minimum(before + chunk, target_lengths - 1), before)
+            return rollback(cache, after), calls + todo
+
+        draft_cache, calls = jax.lax.while_loop(
+            lambda carry: jnp.any(behind(carry[0])),
+            feed,
+            (state.draft_cache, jnp.zeros_like(state.draft_calls)),
+        )
+        lag = target_lengths - draft_cache.lengths  # active rows: 0 or 1
+        previous = token_at((target_lengths - 1)[:, None])[:, 0]  # at position t - 1
+        return state.replace(
+            draft_cache=draft_cache,
+            draft_calls=state.draft_calls + calls,
+            num_pending=jnp.where(active, lag + 1, state.num_pending),
+            pending=state.pending.at[:, 0].set(jnp.where(active, previous, state.pending[:, 0])),
+        )
+
     def _on_mesh(self, state: DecodeState) -> DecodeState:
         """Pin the loop state's layout: per-row arrays split over rows, caches by logical axes.
 
@@ -240,7 +323,7 @@ class SpeculativeDecoder:
         """
         if self.mesh is None:
             return state
-        not_rows = ("rounds", "target_cache", "draft_cache")
+        not_rows = ("rounds", "gamma_per_round", "target_cache", "draft_cache")
         rows = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
         rows = {name: value for name, value in rows.items() if name not in not_rows}
         mesh, rules = self.mesh, self.rules

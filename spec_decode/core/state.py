@@ -34,6 +34,8 @@ class DecodeState:
     target_calls: jax.Array  # [B] int32: target calls made while the row was active
     draft_calls: jax.Array  # [B] int32: draft calls made while the row was active
     accepted_per_round: jax.Array  # [B, R] int32: drafts accepted in each round; -1 = no round
+    gamma_per_round: jax.Array  # [R] int32: drafts of each round (one for all rows); -1 = none
+    last_prompt: jax.Array  # [B] int32: each prompt's last token (the draft's catch-up reads it)
 
 
 @struct.dataclass
@@ -49,7 +51,8 @@ class DecodeResult:
     target_calls: jax.Array  # [B] int32 (the prefill call is not counted)
     draft_calls: jax.Array  # [B] int32
     accepted_per_round: jax.Array  # [B, R] int32: -1 where the row took no round
-    gamma: int = struct.field(pytree_node=False, default=0)
+    gamma_per_round: jax.Array  # [R] int32: drafts of each round; -1 after the last round
+    gamma: int = struct.field(pytree_node=False, default=0)  # the most drafts a round may make
 
     def row_counts(self) -> stats.RowCounts:
         """Per-row counts [B] (and the histogram [B, gamma + 1]); works inside ``jax.jit``."""

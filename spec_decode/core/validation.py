@@ -49,6 +49,27 @@ def check_gamma(gamma, *, with_draft: bool) -> int:
     return int(gamma)
 
 
+def check_policy(policy, *, with_draft: bool) -> None:
+    """gamma="auto" needs a draft and a ``GammaPolicy`` whose max_gamma is within MAX_GAMMA."""
+    from spec_decode.core.policy import GammaPolicy
+
+    if not with_draft:
+        raise ValueError(
+            "gamma='auto' is not allowed without a draft: the autoregressive baseline drafts "
+            "nothing"
+        )
+    if not isinstance(policy, GammaPolicy):
+        raise ValueError(
+            f"policy={policy!r} is not allowed with gamma='auto': pass "
+            "policy=GammaPolicy(RoundCosts(...)) with measured costs "
+            "(spec_decode.bench.measure_round_costs measures them)"
+        )
+    if policy.max_gamma > MAX_GAMMA:
+        raise ValueError(
+            f"policy with max_gamma={policy.max_gamma} is not allowed: it must be <= {MAX_GAMMA}"
+        )
+
+
 def check_sampling(sampling) -> None:
     if not isinstance(sampling, SamplingConfig):
         raise ValueError(

@@ -1,0 +1,116 @@
+"""Choosing each round's gamma at run time from what the run has seen so far.
+
+The paper's speedup analysis (Theorem 3.8) with the verification cost measured instead of
+assumed: a round with g drafts emits E(g) = (1 - alpha^(g+1)) / (1 - alpha) tokens on average and
+costs g * c + v(g) target steps, v(g) being a (g+1)-token target call relative to a 1-token one
+(v(0) = 1: g = 0 is a plain autoregressive step). The policy takes the g of the largest
+E(g) / cost(g), with alpha estimated from every draft examined so far in the batch (a Beta prior
+keeps the first rounds sensible). It is exact whatever it picks: the choice depends only on
+rounds already committed, never on the current round's randomness.
+
+Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
+
+    g | E(g) | cost | E/cost
+    0 | 1.00 | 1.00 | 1.00
+    1 | 1.60 | 1.15 | 1.39
+    2 | 1.96 | 1.30 | 1.51   <- chosen
+    3 | 2.18 | 1.50 | 1.45
+
+When g = 0 wins (a useless or slow draft, or a batch large enough that verification is no
+longer free), the draft is left alone; every ``probe_every`` rounds a g = 1 round re-measures
+alpha, so a draft that starts agreeing again is taken back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundCosts:
+    """Measured costs in units of one 1-token target step (hashable: a static jit field).
+
+    Attributes:
+      draft: c, one 1-token draft call.
+      verify: v(0..G): v(g) is a (g+1)-token target call; v(0) = 1 by definition.
+    """
+
+    draft: float
+    verify: tuple[float, ...]
+
+    def __post_init__(self):
+        if not _is_number(self.draft) or not 0 <= self.draft < math.inf:
+            raise ValueError(f"draft={self.draft!r} is not allowed: it must be a finite cost >= 0")
+        verify = tuple(self.verify)
+        if len(verify) < 2 or not all(_is_number(v) and 0 < v < math.inf for v in verify):
+            raise ValueError(
+                f"verify={self.verify!r} is not allowed: it must hold v(0), v(1), ... (at least "
+                "two finite costs > 0, one per number of drafts)"
+            )
+        object.__setattr__(self, "draft", float(self.draft))
+        object.__setattr__(self, "verify", tuple(float(v) / float(verify[0]) for v in verify))
+
+    @property
+    def max_gamma(self) -> int:
+        return len(self.verify) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class GammaPolicy:
+    """Pick g in 0..max_gamma each round; a static field of ``SpeculativeDecoder``.
+
+    Attributes:
+      costs: measured ``RoundCosts`` (``spec_decode.bench.measure_round_costs``); their length
+        sets max_gamma.
+      prior_alpha, prior_weight: the Beta prior's mean and how many examined drafts it counts as.
+      probe_every: after this many rounds without drafting, one g = 1 round.
+    """
+
+    costs: RoundCosts
+    prior_alpha: float = 0.5
+    prior_weight: float = 2.0
+    probe_every: int = 32
+
+    def __post_init__(self):
+        if not isinstance(self.costs, RoundCosts):
+            raise ValueError(f"costs={self.costs!r} is not allowed: pass a RoundCosts")
+        if not _is_number(self.prior_alpha) or not 0 <= self.prior_alpha < 1:
+            raise ValueError(f"prior_alpha={self.prior_alpha!r} is not allowed: it is in [0, 1)")
+        if not _is_number(self.prior_weight) or not 0 < self.prior_weight < math.inf:
+            raise ValueError(f"prior_weight={self.prior_weight!r} is not allowed: it is > 0")
+        if not isinstance(self.probe_every, numbers.Integral) or self.probe_every < 1:
+            raise ValueError(f"probe_every={self.probe_every!r} is not allowed: it is >= 1")
+
+    @property
+    def max_gamma(self) -> int:
+        return self.costs.max_gamma
+
+    def speed(self, alpha: jax.Array) -> jax.Array:
+        """Expected tokens per unit of cost of every g in 0..max_gamma: [G + 1]."""
+        alpha = jnp.clip(alpha, 0.0, 0.999)
+        g = jnp.arange(self.max_gamma + 1, dtype=jnp.float32)
+        tokens = (1 - alpha ** (g + 1)) / (1 - alpha)
+        cost = g * self.costs.draft + jnp.asarray(self.costs.verify, jnp.float32)
+        return tokens / cost
+
+    def choose(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array, rounds) -> jax.Array:
+        """g for the next round, from the rounds so far ([B, R] accepted, [R] gamma; -1 = none)."""
+        taken = accepted_per_round >= 0
+        accepted = jnp.sum(jnp.where(taken, accepted_per_round, 0))
+        rejected = jnp.sum(taken & (accepted_per_round < gamma_per_round[None, :]))
+        weight = self.prior_weight
+        alpha = (accepted + weight * self.prior_alpha) / (accepted + rejected + weight)
+        best = jnp.argmax(self.speed(alpha.astype(jnp.float32)))  # ties: the smaller g
+        index = jnp.arange(gamma_per_round.shape[0])
+        last_draft = jnp.max(jnp.where(gamma_per_round > 0, index, -1))
+        probe = (best == 0) & (rounds - 1 - last_draft >= self.probe_every)
+        return jnp.where(probe, 1, best).astype(jnp.int32)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)

@@ -1,0 +1,170 @@
+"""Run-time gamma: any policy that looks only at earlier rounds keeps decoding exact.
+
+Two policies drive the same loop: the shipped ``GammaPolicy`` (its choice follows the alpha
+estimate and the costs) and a scripted one whose gamma sequence has runs of plain steps
+(gamma 0), so the draft falls several tokens behind and is caught up in chunks. Exactness is
+tested the way tests/test_distribution.py tests fixed gamma: the joint distribution of the first
+3 tokens (125 cells, 40,000 rows) against autoregressive sampling (two-sample: detects a TV error
+of 0.042 with probability 0.99 at significance 1e-3) and against the exact target distribution
+(detects 0.030 likewise); greedy decoding must equal the target's own greedy tokens.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from stats import SIGNIFICANCE, detectable_tv, goodness_of_fit, two_sample
+from test_distribution import (
+    DRAFT,
+    DRAFT_PARAMS,
+    NEW,
+    PROMPT,
+    PROMPT_LENGTH,
+    SETTINGS,
+    TARGET,
+    TARGET_PARAMS,
+    V,
+    _counts,
+    _exact_joint,
+)
+
+from spec_decode import DecoderParams, SamplingConfig, SpeculativeDecoder, autoregressive_decode
+from spec_decode.core.policy import GammaPolicy, RoundCosts
+from spec_decode.models import tiny_llama
+
+N = 40_000
+COSTS = RoundCosts(draft=0.05, verify=(1.0, 1.02, 1.04, 1.08))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptedPolicy(GammaPolicy):
+    """Round r uses script[r % len(script)]: a function of the round count only."""
+
+    script: tuple[int, ...] = (0,)
+
+    def choose(self, accepted_per_round, gamma_per_round, rounds):
+        return jnp.asarray(self.script, jnp.int32)[rounds % len(self.script)]
+
+
+POLICIES = {
+    "measured": GammaPolicy(COSTS),
+    "scripted_0_0_2": ScriptedPolicy(COSTS, script=(0, 0, 2)),
+}
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_first_three_tokens_follow_the_target(name, policy):
+    sampling = SETTINGS[name]
+    prompts = jnp.repeat(PROMPT, N, axis=0)
+    lengths = jnp.full((N,), PROMPT_LENGTH)
+    decoder = SpeculativeDecoder(
+        TARGET, DRAFT, "auto", max_new_tokens=NEW, sampling=sampling, policy=POLICIES[policy]
+    )
+    spec = decoder.run(
+        DecoderParams(TARGET_PARAMS, DRAFT_PARAMS), prompts, lengths, jax.random.key(1)
+    )
+    plain = autoregressive_decode(
+        TARGET, TARGET_PARAMS, prompts, lengths, jax.random.key(2), max_new_tokens=NEW,
+        sampling=sampling,
+    )  # fmt: skip
+    gammas = np.asarray(spec.gamma_per_round)
+    assert (gammas[gammas >= 0] > 0).any(), gammas  # some round drafted
+    if policy == "scripted_0_0_2":
+        assert gammas.tolist() == [0, 0, 2]  # the third round catches the draft up two tokens
+        assert spec.summary()["accepted_tokens"] > 0.2 * N
+    assert detectable_tv(N, V**NEW - 1, two_sample=True) < 0.042
+    assert detectable_tv(N, V**NEW - 1) < 0.030
+    assert two_sample(_counts(spec), _counts(plain)) > SIGNIFICANCE
+    assert goodness_of_fit(_counts(spec), _exact_joint(sampling)) > SIGNIFICANCE
+
+
+GREEDY_SCRIPTS = [(0,) * 9 + (3,), (2, 0, 1, 0, 0, 3), (3,), (0,)]
+
+
+@pytest.mark.parametrize("script", GREEDY_SCRIPTS)
+def test_greedy_auto_equals_the_target_alone(script):
+    """float32 tiny Llamas, ragged prompts (lengths 1..6), EOS, batch 5."""
+    target, t_params = tiny_llama(3, seed=0, vocab_size=48, max_length=128)
+    draft, d_params = tiny_llama(1, seed=1, vocab_size=48, max_length=128)
+    rng = np.random.default_rng(0)
+    lengths = np.array([1, 6, 3, 2, 5])
+    prompts = np.where(np.arange(6) < lengths[:, None], rng.integers(2, 48, (5, 6)), 0)
+    greedy = SamplingConfig(temperature=0.0)
+    want = autoregressive_decode(target, t_params, prompts, lengths, max_new_tokens=40,
+                                 sampling=greedy, eos_id=1)  # fmt: skip
+    for policy in (ScriptedPolicy(COSTS, script=script), GammaPolicy(COSTS)):
+        decoder = SpeculativeDecoder(
+            target, draft, "auto", max_new_tokens=40, sampling=greedy, eos_id=1, policy=policy
+        )
+        got = decoder.run(DecoderParams(t_params, d_params), prompts, lengths)
+        np.testing.assert_array_equal(got.tokens, want.tokens)
+        np.testing.assert_array_equal(got.lengths, want.lengths)
+        stream = decoder.stream(DecoderParams(t_params, d_params), prompts, lengths)
+        for _ in stream:
+            pass
+        np.testing.assert_array_equal(stream.result().tokens, want.tokens)
+        summary = got.summary()
+        assert sum(summary["acceptance_histogram"]) == summary["rounds"]
+
+
+def test_a_useless_draft_is_switched_off_and_probed():
+    """A random draft (alpha ~ 0): after a few rounds only plain steps, and a g=1 probe every
+    probe_every rounds."""
+    target, t_params = tiny_llama(2, seed=0, vocab_size=64, max_length=256)
+    draft, d_params = tiny_llama(1, seed=9, vocab_size=64, max_length=256)
+    policy = GammaPolicy(RoundCosts(draft=0.2, verify=(1.0, 1.1, 1.2, 1.3)), probe_every=16)
+    decoder = SpeculativeDecoder(
+        target, draft, "auto", max_new_tokens=120, sampling=SamplingConfig(temperature=0.0),
+        policy=policy,
+    )  # fmt: skip
+    result = decoder.run(DecoderParams(t_params, d_params), jnp.array([[3, 4, 5]]))
+    gammas = np.asarray(result.gamma_per_round)
+    gammas = gammas[gammas >= 0]
+    assert result.summary()["alpha"] < 0.2
+    drafting = np.nonzero(gammas)[0]
+    assert drafting[0] == 0 and len(drafting) <= 12, gammas  # a few hopeful rounds, then probes
+    probes = drafting[drafting > 8]
+    assert len(probes) >= 3 and (gammas[probes] == 1).all()
+    assert (np.diff(probes) == policy.probe_every + 1).all(), probes
+
+
+def test_a_good_draft_keeps_drafting():
+    """The target as its own draft (alpha = 1): the policy settles on the largest gamma."""
+    target, t_params = tiny_llama(2, seed=0, vocab_size=64, max_length=256)
+    decoder = SpeculativeDecoder(target, target, "auto", max_new_tokens=60,
+                                 sampling=SamplingConfig(temperature=0.0), policy=GammaPolicy(COSTS))  # fmt: skip
+    result = decoder.run(DecoderParams(t_params, t_params), jnp.array([[3, 4, 5]]))
+    gammas = np.asarray(result.gamma_per_round)
+    assert (gammas[gammas >= 0] == COSTS.max_gamma).all()
+    assert result.summary()["alpha"] == 1.0
+
+
+def test_policy_arithmetic_matches_the_docstring_example():
+    policy = GammaPolicy(RoundCosts(draft=0.1, verify=(1.0, 1.05, 1.1, 1.2)))
+    speed = np.asarray(policy.speed(jnp.float32(0.6)))
+    np.testing.assert_allclose(speed, [1.0, 1.6 / 1.15, 1.96 / 1.3, 2.176 / 1.5], rtol=1e-5)
+    assert int(np.argmax(speed)) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(draft=None, gamma="auto", policy=GammaPolicy(COSTS)), r"without a draft"),
+        (dict(draft=DRAFT, gamma="auto"), r"policy=None is not allowed with gamma='auto'"),
+        (dict(draft=DRAFT, gamma=2, policy=GammaPolicy(COSTS)), r"goes with gamma='auto'"),
+    ],
+)
+def test_auto_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        SpeculativeDecoder(TARGET, **kwargs)
+
+
+def test_costs_are_checked():
+    with pytest.raises(ValueError, match="verify=.*not allowed"):
+        RoundCosts(draft=0.1, verify=(1.0,))
+    with pytest.raises(ValueError, match="draft=-1 is not allowed"):
+        RoundCosts(draft=-1, verify=(1.0, 1.1))
+    assert RoundCosts(draft=0.1, verify=(2.0, 3.0)).verify == (1.0, 1.5)  # relative to v(0)
