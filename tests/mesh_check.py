@@ -122,7 +122,7 @@ def llama_family():
 
 
 def t5_family():
-    from spec_decode.t5 import T5Config, T5Decoding, make_t5_inputs
+    from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs
 
     config = T5Config(
         vocab_size=128, emb_dim=40, num_heads=8, num_encoder_layers=1, num_decoder_layers=2,

@@ -19,8 +19,8 @@ import pytest
 from stats import SIGNIFICANCE, detectable_tv, goodness_of_fit, two_sample
 
 from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode
-from spec_decode.models import LlamaConfig, LlamaLM
 from spec_decode.core.reference import reference_probs
+from spec_decode.models import LlamaConfig, LlamaLM
 
 V, N, NEW = 5, 40_000, 3
 PROMPT = jnp.array([[1, 3, 2, 0]])  # width 4, length 3: the padding slot is exercised

@@ -12,8 +12,8 @@ import pytest
 from flax import traverse_util
 
 from spec_decode.core.contract import LanguageModel, rollback
-from spec_decode.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs
-from spec_decode.t5.layers import relative_position_bucket
+from spec_decode.models.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs
+from spec_decode.models.t5.layers import relative_position_bucket
 
 TINY = dict(vocab_size=40, emb_dim=16, num_heads=2, head_dim=8, mlp_dim=32, dropout_rate=0.0)
 T5_1_1 = T5Config(

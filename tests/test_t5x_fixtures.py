@@ -20,7 +20,7 @@ import pytest
 from spec_decode.checkpoints import load_t5x_checkpoint
 from spec_decode.checkpoints.tree import flatten
 from spec_decode.core.contract import rollback
-from spec_decode.t5 import T5Config, T5Decoding, make_t5_inputs, score_batch
+from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs, score_batch
 
 EOS_ID = 1
 extend = jax.jit(T5Decoding.extend, static_argnums=0)

@@ -53,7 +53,7 @@ class SharedEmbeddingDraft:
 
     def forward(self, params, tokens):
         """Uncached logits [B, T, V] (training and analysis)."""
-        return self.head(params, self.lm.forward(params["body"], tokens, hidden_only=True))
+        return self.head(params, self.lm.forward_hidden(params["body"], tokens))
 
     def subset_logits(self, params, hidden):
         """Logits over the subset only: [B, T, M] float32."""

@@ -1,20 +1,18 @@
-"""T5 the T5X way: T5X's parameter tree and semantics, cached K-token decoding for the core."""
+"""Old import path of ``spec_decode.models.t5``: the same package and submodules under the old name.
 
-from spec_decode.t5.cache import T5Cache
-from spec_decode.t5.config import T5Config
-from spec_decode.t5.decoding_model import T5Decoding, T5Inputs, make_t5_inputs
-from spec_decode.t5.layers import relative_position_bucket
-from spec_decode.t5.network import Transformer
-from spec_decode.t5.scoring import score_batch, token_scores
+``spec_decode.t5.layers`` and the others are registered too, so ``import spec_decode.t5.X`` gives
+the very module ``spec_decode.models.t5.X`` (not a second copy with its own classes).
+"""
 
-__all__ = [
-    "T5Cache",
-    "T5Config",
-    "T5Decoding",
-    "T5Inputs",
-    "Transformer",
-    "make_t5_inputs",
-    "relative_position_bucket",
-    "score_batch",
-    "token_scores",
-]
+import importlib
+import sys
+
+from spec_decode.models import t5 as _package
+
+_SUBMODULES = (
+    "attention", "blocks", "cache", "config", "decoding_model", "layers", "network", "scoring",
+)  # fmt: skip
+
+for _name in _SUBMODULES:
+    sys.modules[f"{__name__}.{_name}"] = importlib.import_module(f"{_package.__name__}.{_name}")
+sys.modules[__name__] = _package

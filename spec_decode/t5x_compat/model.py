@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from spec_decode.core.contract import LanguageModel, Params
-from spec_decode.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs, token_scores
+from spec_decode.models.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs, token_scores
 from spec_decode.t5x_compat.base import Base, DecoderParams
 from spec_decode.t5x_compat.decode_fn import speculative_sample
 
@@ -40,7 +40,7 @@ class SpeculativeEncoderDecoderModel(Base):
     """A T5 target (``module``) decoded speculatively with ``draft``, T5X's model interface.
 
     Args:
-      module: the target network: ``spec_decode.t5.Transformer`` or T5X's
+      module: the target network: ``spec_decode.models.t5.Transformer`` or T5X's
         ``examples/t5/network.Transformer`` (its config is read by field name).
       input_vocabulary, output_vocabulary: seqio-style vocabularies (``eos_id`` is used).
       optimizer_def, feature_converter_cls, label_smoothing, z_loss, loss_normalizing_factor,
@@ -316,7 +316,7 @@ def t5_config_of(module: Any, name: str) -> T5Config:
     if not all(hasattr(config, field) for field in ("vocab_size", "emb_dim", "num_heads")):
         raise ValueError(
             f"{name}={module!r} is not allowed: it must be a T5 Transformer module or a "
-            "T5Config (spec_decode.t5's or T5X's examples/t5/network.T5Config)"
+            "T5Config (spec_decode.models.t5's or T5X's examples/t5/network.T5Config)"
         )
     return T5Config(**{f: getattr(config, f) for f in fields if hasattr(config, f)})
 

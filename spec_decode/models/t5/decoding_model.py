@@ -35,9 +35,9 @@ from flax import struct
 from flax.linen import partitioning
 from jax.sharding import PartitionSpec
 
-from spec_decode.t5.cache import T5Cache, write_at_lengths
-from spec_decode.t5.config import T5Config
-from spec_decode.t5.network import Transformer
+from spec_decode.models.t5.cache import T5Cache, write_at_lengths
+from spec_decode.models.t5.config import T5Config
+from spec_decode.models.t5.network import Transformer
 
 Params = Any
 
@@ -208,5 +208,5 @@ def _check_inputs(params: Any) -> None:
     if not isinstance(params, T5Inputs):
         raise ValueError(
             f"params of type {type(params).__name__} is not allowed: T5Decoding needs a "
-            "T5Inputs (build it with spec_decode.t5.make_t5_inputs(params, encoder_input_tokens))"
+            "T5Inputs (build it with make_t5_inputs(params, encoder_input_tokens))"
         )

@@ -8,8 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from spec_decode.t5.config import T5Config
-from spec_decode.t5.network import Transformer
+from spec_decode.models.t5.config import T5Config
+from spec_decode.models.t5.network import Transformer
 
 
 def token_scores(logits: jax.Array, targets: jax.Array) -> jax.Array:
