@@ -100,7 +100,10 @@ def test_encoder_and_teacher_forced_logits_match_t5x():
     )(inputs)
     assert_close(encoded, ref["encoded"])
     logits = jax.jit(T5Decoding.forward, static_argnums=0)(
-        model, inputs, ref["decoder_input_tokens"], ref["decoder_target_tokens"]
+        model,
+        inputs,
+        ref["decoder_input_tokens"],
+        decoder_target_tokens=ref["decoder_target_tokens"],
     )
     assert_close(logits, ref["logits"])
 

@@ -18,7 +18,6 @@ One parameter tree holds both models, so a partitioner can lay out both::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -29,14 +28,15 @@ import jax
 import jax.numpy as jnp
 
 from spec_decode.core.contract import LanguageModel, Params
-from spec_decode.models.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs, token_scores
-from spec_decode.t5x_compat.base import Base, DecoderParams
+from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs
+from spec_decode.models.t5.scoring import weighted_token_scores
+from spec_decode.t5x_compat.base import DecoderParams, EncoderDecoderModelBase
 from spec_decode.t5x_compat.decode_fn import speculative_sample
 
 PARAM_KEYS = ("target", "draft")
 
 
-class SpeculativeEncoderDecoderModel(Base):
+class SpeculativeEncoderDecoderModel(EncoderDecoderModelBase):
     """A T5 target (``module``) decoded speculatively with ``draft``, T5X's model interface.
 
     Args:
@@ -277,15 +277,9 @@ class SpeculativeEncoderDecoderModel(Base):
         'token_scores'}} (each a one-element tuple, as T5X's sown values are).
         """
         target_params, _ = self.split_params(params)
-        targets = jnp.asarray(batch["decoder_target_tokens"])
-        weights = batch.get("decoder_loss_weights")
-        weights = (targets > 0) if weights is None else jnp.asarray(weights)
-        segments = {k: batch.get(k) for k in ("encoder_segment_ids", "decoder_segment_ids")}
-        scores = _token_scores(
-            self.target_model.config, target_params, batch["encoder_input_tokens"],
-            batch["decoder_input_tokens"], targets, **segments,
-        )  # fmt: skip
-        scores = scores * weights.astype(jnp.float32)  # [B, T]
+        targets, weights, scores = weighted_token_scores(
+            self.target_model.config, target_params, batch
+        )  # [B, T] each
         if return_intermediates:
             intermediates = {
                 "decoder": {
@@ -296,15 +290,6 @@ class SpeculativeEncoderDecoderModel(Base):
             }
             return scores.sum(-1), intermediates
         return scores.sum(-1)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _token_scores(config, params, encoder, decoder_inputs, targets, **segment_ids):
-    """log p(target_t | inputs, targets before t) [B, T], teacher-forced, no dropout."""
-    logits = Transformer(config).apply(
-        {"params": params}, encoder, decoder_inputs, targets, enable_dropout=False, **segment_ids
-    )
-    return token_scores(logits, targets)
 
 
 def t5_config_of(module: Any, name: str) -> T5Config:

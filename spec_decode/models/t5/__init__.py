@@ -2,7 +2,12 @@
 
 from spec_decode.models.t5.cache import T5Cache
 from spec_decode.models.t5.config import T5Config
-from spec_decode.models.t5.decoding_model import T5Decoding, T5Inputs, make_t5_inputs
+from spec_decode.models.t5.decoding_model import (
+    T5DecodeParams,
+    T5Decoding,
+    T5Inputs,
+    make_t5_inputs,
+)
 from spec_decode.models.t5.layers import relative_position_bucket
 from spec_decode.models.t5.network import Transformer
 from spec_decode.models.t5.scoring import score_batch, token_scores
@@ -11,6 +16,7 @@ __all__ = [
     "T5Cache",
     "T5Config",
     "T5Decoding",
+    "T5DecodeParams",
     "T5Inputs",
     "Transformer",
     "make_t5_inputs",
