@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spec_decode.checkpoints import load_t5x_checkpoint
-from spec_decode.checkpoints.tree import flatten
 from spec_decode.core.contract import rollback
+from spec_decode.formats.t5x import load_t5x_checkpoint
+from spec_decode.formats.t5x.tree import flatten
 from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs, score_batch
 
 EOS_ID = 1

@@ -163,7 +163,7 @@ class SpeculativeEncoderDecoderModel(EncoderDecoderModelBase):
         restore_dtype: Any = None,
     ) -> Params:
         """{'target': ..., 'draft': ...} from two T5X checkpoints (either format, checked)."""
-        from spec_decode.checkpoints import load_t5x_checkpoint
+        from spec_decode.formats.t5x import load_t5x_checkpoint
 
         if not isinstance(self.draft_model, T5Decoding):
             raise ValueError(
