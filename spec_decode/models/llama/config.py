@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
-
-_DTYPES = ("float32", "bfloat16")
-
-
-def _dtype_name(field: str, value) -> str:
-    try:
-        name = jnp.dtype(value).name
-    except TypeError:
-        name = None
-    if name not in _DTYPES:
-        raise ValueError(f"{field}={value!r} is not allowed: it must be one of {_DTYPES}")
-    return name
+from spec_decode.models.dtypes import dtype_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,5 +74,5 @@ class LlamaConfig:
                 f"tie_embeddings={self.tie_embeddings!r} is not allowed: it must be True or False"
             )
         # Frozen dataclass: normalise dtypes to their names so the config stays hashable.
-        object.__setattr__(self, "dtype", _dtype_name("dtype", self.dtype))
-        object.__setattr__(self, "param_dtype", _dtype_name("param_dtype", self.param_dtype))
+        object.__setattr__(self, "dtype", dtype_name("dtype", self.dtype))
+        object.__setattr__(self, "param_dtype", dtype_name("param_dtype", self.param_dtype))
