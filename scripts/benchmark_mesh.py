@@ -21,7 +21,7 @@ Per record: autoregressive and speculative milliseconds per token (median of rep
 warm-up; compilation excluded: each decoder is compiled ahead of time and its compile seconds
 recorded), alpha, tokens per target call, c, the predicted time, init and compile seconds, peak
 device memory, the all-gathers of whole weights found in the compiled speculative loop
-(``spec_decode.sharding.weight_gathers``; it should be 0) and the number of each collective op
+(``spec_decode.bench.hlo.weight_gathers``; it should be 0) and the number of each collective op
 in the compiled programs.
 
 Built for a one-shot run under a wall-clock limit: progress goes to stdout as it happens, the
@@ -36,7 +36,6 @@ import argparse
 import functools
 import json
 import pathlib
-import re
 import sys
 import time
 
@@ -46,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_decode import DecoderParams, SamplingConfig, SpeculativeDecoder, sharding
+from spec_decode.bench.hlo import collective_counts, weight_gathers
 from spec_decode.core import theory
 from spec_decode.t5 import T5Decoding, make_t5_inputs
 
@@ -122,7 +122,7 @@ def run_one(args, gpus: int, used_devices: set) -> dict:
         SpeculativeDecoder(target, draft, args.gamma, **common),
         DecoderParams(target_in, draft_in), prompts,
     )  # fmt: skip
-    gathers = sharding.weight_gathers(hlo, target_params)
+    gathers = weight_gathers(hlo, target_params)
     record["weight_all_gathers"] = len(gathers)
     record["speculative_collectives"] = collective_counts(hlo)
     tb.log(
@@ -177,19 +177,6 @@ def run_one(args, gpus: int, used_devices: set) -> dict:
         peak_memory_gb_per_device=peak_memory_gb(fresh),
     )
     return record
-
-
-_COLLECTIVE = re.compile(
-    r"\s(all-reduce|all-gather|reduce-scatter|collective-permute|all-to-all)(?:-start)?\("
-)
-
-
-def collective_counts(hlo_text: str) -> dict[str, int]:
-    """How many of each collective op a compiled program holds (a loop body's count once)."""
-    counts: dict[str, int] = {}
-    for match in _COLLECTIVE.finditer(hlo_text):
-        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
-    return counts
 
 
 def per_token_ms(seconds: float, result) -> float:

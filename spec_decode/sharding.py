@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -215,7 +214,8 @@ class Replicated:
 
     Wrap a replicated draft in it so that the decoders keep the draft's cache heads whole too;
     the draft then runs on each device without any collective. Everything else (``vocab_size``,
-    ``init_cache``, ``extend``, ...) is the wrapped model's. Hashable when the model is.
+    ``max_length``, ``init_cache``, ``extend``, ...) is the wrapped model's. Hashable when the
+    model is.
     """
 
     model: Any
@@ -227,8 +227,6 @@ class Replicated:
 
     def cache_logical_axes(self) -> Any:
         """The model's cache axes with every name but the row axis dropped (None)."""
-        if not hasattr(self.model, "cache_logical_axes"):
-            return None
 
         def rows_only(spec):
             return PartitionSpec(*(n if n in _ROW_NAMES else None for n in spec))
@@ -288,43 +286,7 @@ def constrain_rows(tree: Any, mesh: Mesh, rules: Any = None) -> Any:
 
 
 def constrain_cache(model: Any, cache: Any, mesh: Mesh, rules: Any = None) -> Any:
-    """A cache constrained by ``model.cache_logical_axes()``; unchanged for models without it."""
-    axes = model.cache_logical_axes() if hasattr(model, "cache_logical_axes") else None
-    if cache is None or axes is None:
+    """A cache constrained by ``model.cache_logical_axes()`` (the contract); None stays None."""
+    if cache is None:
         return cache
-    return constrain(cache, axes, mesh, rules)
-
-
-# The result type of an all-gather (GPUs: an all-gather-start tuple whose last entry is the
-# gathered array) and the op name.
-_ALL_GATHER = re.compile(r"=\s*(.*?)\sall-gather(?:-start)?\(")
-_SHAPE = re.compile(r"\w+\[([\d,]*)\]")
-
-
-def _dims(shape: Sequence[int]) -> tuple[int, ...]:
-    return tuple(sorted(int(d) for d in shape if int(d) != 1))
-
-
-def weight_gathers(hlo_text: str, params: Any) -> list[str]:
-    """The all-gather lines of compiled HLO whose result has the dimensions of a whole weight.
-
-    ``hlo_text`` is ``jax.jit(f).lower(...).compile().as_text()``. A result whose dimensions
-    (ignoring order and size-1 axes) are those of a parameter, or of one layer of a scanned
-    parameter (leading 'layers' axis), counts as a gathered weight. It is a heuristic: an
-    activation of a tiny model might have a weight's dimensions by chance, so tests pick
-    dimensions that keep them apart.
-    """
-    weights = set()
-    for leaf in jax.tree.leaves(params):
-        shape = np.shape(leaf)
-        if len(shape) >= 2:
-            weights.add(_dims(shape))
-        if len(shape) >= 3:
-            weights.add(_dims(shape[1:]))
-    found = []
-    for line in hlo_text.splitlines():
-        match = _ALL_GATHER.search(line)
-        shapes = _SHAPE.findall(match.group(1)) if match else []
-        if shapes and _dims(d for d in shapes[-1].split(",") if d) in weights:
-            found.append(line.strip())
-    return found
+    return constrain(cache, model.cache_logical_axes(), mesh, rules)

@@ -27,6 +27,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from spec_decode import SamplingConfig, autoregressive_decode, sharding, speculative_decode
+from spec_decode.bench.hlo import weight_gathers
 from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
 
 MESHES = ((1, 8), (2, 4), (8, 1))
@@ -72,8 +73,8 @@ def check_compiled(compiled, params, arg_index: int) -> None:
     wanted = jax.tree.leaves(compiled.input_shardings[0][0][arg_index])
     for leaf, sharding_in in zip(jax.tree.leaves(params), wanted, strict=True):
         assert sharding_in.is_equivalent_to(leaf.sharding, leaf.ndim), (sharding_in, leaf.sharding)
-    weights = getattr(params, "params", params)  # T5Inputs: the weights, not the tokens
-    gathers = sharding.weight_gathers(compiled.as_text(), weights)
+    weights = getattr(params, "params", params)  # T5DecodeParams: the weights, not the tokens
+    gathers = weight_gathers(compiled.as_text(), weights)
     assert not gathers, gathers
 
 
@@ -88,7 +89,7 @@ def check_gather_detector(mesh) -> None:
     weight = jax.device_put(jnp.ones((40, 128)), NamedSharding(mesh, PartitionSpec(None, "model")))
     gather = jax.jit(lambda w: w * 2, out_shardings=NamedSharding(mesh, PartitionSpec()))
     text = gather.lower(weight).compile().as_text()
-    assert sharding.weight_gathers(text, {"w": weight}), "weight_gathers missed a gather"
+    assert weight_gathers(text, {"w": weight}), "weight_gathers missed a gather"
 
 
 def llama_family():
@@ -122,7 +123,7 @@ def llama_family():
 
 
 def t5_family():
-    from spec_decode.t5 import T5Config, T5Decoding, make_t5_inputs
+    from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs
 
     config = T5Config(
         vocab_size=128, emb_dim=40, num_heads=8, num_encoder_layers=1, num_decoder_layers=2,

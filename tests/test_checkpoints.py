@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from spec_decode.checkpoints import (
+from spec_decode.formats.t5x import (
     check_params_match,
     find_t5x_checkpoint,
     load_t5x_checkpoint,
     save_t5x_checkpoint_legacy,
     save_t5x_checkpoint_orbax,
 )
-from spec_decode.checkpoints.legacy import chunk_shape
-from spec_decode.checkpoints.tree import flatten
+from spec_decode.formats.t5x.legacy import chunk_shape
+from spec_decode.formats.t5x.tree import flatten
 
 WRITERS = {"legacy": save_t5x_checkpoint_legacy, "orbax": save_t5x_checkpoint_orbax}
 

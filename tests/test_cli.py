@@ -193,7 +193,7 @@ def test_ngram_assets_load(smollm2, monkeypatch, tmp_path):
 
 def test_neural_draft_is_the_shipped_asset(smollm2):
     """``smollm2-draft`` is the shipped distilled draft, sharing the target's embedding table."""
-    from spec_decode.distill.draft import SharedEmbeddingDraft
+    from spec_decode.drafts.neural import SharedEmbeddingDraft
 
     model, params, _ = smollm2
     draft, draft_params = registry.load_draft("smollm2-draft", registry.load_target("smollm2-135m"))

@@ -10,7 +10,6 @@ import pytest
 from spec_decode import SamplingConfig, adjusted_probs, autoregressive_decode, speculative_decode
 from spec_decode.distill import checkpoint
 from spec_decode.distill.data import chat_prompts, sample_user_messages
-from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft, with_head_rows
 from spec_decode.distill.prompts import (
     HELD_OUT_TOPICS,
     TRAIN_TEMPLATES,
@@ -21,6 +20,7 @@ from spec_decode.distill.prompts import (
     vocabulary_topics,
 )
 from spec_decode.distill.train import train
+from spec_decode.drafts.neural import SharedEmbeddingDraft, init_draft, with_head_rows
 from spec_decode.models import LlamaConfig, LlamaLM
 
 V = 64

@@ -21,9 +21,9 @@ import pytest
 from test_t5x_compat import noisy_copy, random_params, tiny_t5
 
 from spec_decode import SamplingConfig, autoregressive_decode
-from spec_decode.checkpoints import save_t5x_checkpoint_legacy, save_t5x_checkpoint_orbax
 from spec_decode.core.stats import alpha
-from spec_decode.t5 import make_t5_inputs
+from spec_decode.formats.t5x import save_t5x_checkpoint_legacy, save_t5x_checkpoint_orbax
+from spec_decode.models.t5 import make_t5_inputs
 from spec_decode.t5x_compat import SentencePieceVocabulary
 from spec_decode.t5x_compat.inference import infer, read_input_file
 

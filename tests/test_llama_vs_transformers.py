@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spec_decode.formats.hf_llama import to_hf_llama
 from spec_decode.models import LlamaConfig, LlamaLM
-from spec_decode.models.hf_export import to_hf_llama
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -110,7 +110,7 @@ def test_infer_script_over_a_registered_task(seqio, tmp_path):
 def test_core_imports_neither_seqio_nor_tensorflow():
     """TensorFlow takes seconds to import: only a seqio task may bring it in."""
     code = (
-        "import sys, spec_decode, spec_decode.t5x_compat, spec_decode.checkpoints, "
+        "import sys, spec_decode, spec_decode.t5x_compat, spec_decode.formats.t5x, "
         "spec_decode.seqio_tasks, spec_decode.t5x_compat.inference; "
         "print(sorted(m for m in ('seqio', 'tensorflow') if m in sys.modules))"
     )

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spec_decode.formats.gguf import load_gguf_llama
 from spec_decode.models import LlamaLM
 from spec_decode.smollm2 import (
-    load_gguf_llama,
     load_smollm2,
     load_smollm2_tokenizer,
     locate,

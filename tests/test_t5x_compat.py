@@ -28,9 +28,9 @@ from stats import SIGNIFICANCE, detectable_tv, goodness_of_fit, two_sample
 from test_t5x_fixtures import assert_close, fixture
 
 from spec_decode import SamplingConfig, autoregressive_decode
-from spec_decode.checkpoints import save_t5x_checkpoint_legacy, save_t5x_checkpoint_orbax
 from spec_decode.drafts import BigramDraft, ngram_params_from_tokens
-from spec_decode.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs
+from spec_decode.formats.t5x import save_t5x_checkpoint_legacy, save_t5x_checkpoint_orbax
+from spec_decode.models.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs
 from spec_decode.t5x_compat import (
     T5X_AVAILABLE,
     SpeculativeEncoderDecoderModel,
@@ -373,7 +373,7 @@ def test_subclasses_t5x_encoder_decoder_model_when_t5x_imports():
     """In a subprocess, a stand-in ``t5x.models`` (T5X's constructor) is importable."""
     check = """
         import jax, numpy as np
-        from spec_decode.t5 import T5Config, Transformer
+        from spec_decode.models.t5 import T5Config, Transformer
         from spec_decode.t5x_compat import T5X_AVAILABLE, SpeculativeEncoderDecoderModel
         from t5x.models import EncoderDecoderModel
         assert T5X_AVAILABLE and issubclass(SpeculativeEncoderDecoderModel, EncoderDecoderModel)

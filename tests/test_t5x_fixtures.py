@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spec_decode.checkpoints import load_t5x_checkpoint
-from spec_decode.checkpoints.tree import flatten
 from spec_decode.core.contract import rollback
-from spec_decode.t5 import T5Config, T5Decoding, make_t5_inputs, score_batch
+from spec_decode.formats.t5x import load_t5x_checkpoint
+from spec_decode.formats.t5x.tree import flatten
+from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs, score_batch
 
 EOS_ID = 1
 extend = jax.jit(T5Decoding.extend, static_argnums=0)
@@ -100,7 +100,10 @@ def test_encoder_and_teacher_forced_logits_match_t5x():
     )(inputs)
     assert_close(encoded, ref["encoded"])
     logits = jax.jit(T5Decoding.forward, static_argnums=0)(
-        model, inputs, ref["decoder_input_tokens"], ref["decoder_target_tokens"]
+        model,
+        inputs,
+        ref["decoder_input_tokens"],
+        decoder_target_tokens=ref["decoder_target_tokens"],
     )
     assert_close(logits, ref["logits"])
 

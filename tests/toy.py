@@ -11,6 +11,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import PartitionSpec
 
 
 @struct.dataclass
@@ -39,6 +40,12 @@ class ToyLM:
         return ToyCache(
             history=jnp.zeros((batch_size, max_length), jnp.int32),
             lengths=jnp.zeros((batch_size,), jnp.int32),
+        )
+
+    def cache_logical_axes(self):
+        return ToyCache(
+            history=PartitionSpec("cache_batch", "cache_sequence"),
+            lengths=PartitionSpec("cache_batch"),
         )
 
     def extend(self, params, tokens, cache):

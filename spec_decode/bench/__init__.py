@@ -1,5 +1,7 @@
-"""Measuring decoders: timing, acceptance, cost ratio, and the paper's predictions beside them."""
+"""Measuring decoders: timing, acceptance, cost ratio, and the paper's predictions beside them;
+what compiled programs communicate (``hlo``)."""
 
+from spec_decode.bench.hlo import collective_counts, weight_gathers
 from spec_decode.bench.measure import (
     BenchConfig,
     analytic_alpha,
@@ -13,9 +15,11 @@ from spec_decode.bench.measure import (
 __all__ = [
     "BenchConfig",
     "analytic_alpha",
+    "collective_counts",
     "measure_cost_ratio",
     "measure_pair",
     "packed_continuations",
     "time_call",
     "time_calls",
+    "weight_gathers",
 ]

@@ -1,20 +1,5 @@
-"""T5X checkpoints without t5x: both formats read (auto-detected) and written.
+"""Old import path of ``spec_decode.formats.t5x``: the same package and submodules."""
 
-    ckpt = load_t5x_checkpoint("gs-copy/t5_1_1_small/checkpoint_1000000")   # legacy or Orbax
-    params = ckpt["target"]
+from spec_decode._aliases import alias_package
 
-Requires the 't5x' extra (tensorstore; Orbax only for writing the Orbax format).
-"""
-
-from spec_decode.checkpoints.legacy import save_t5x_checkpoint_legacy
-from spec_decode.checkpoints.loading import find_t5x_checkpoint, load_t5x_checkpoint
-from spec_decode.checkpoints.orbax_format import save_t5x_checkpoint_orbax
-from spec_decode.checkpoints.tree import check_params_match
-
-__all__ = [
-    "check_params_match",
-    "find_t5x_checkpoint",
-    "load_t5x_checkpoint",
-    "save_t5x_checkpoint_legacy",
-    "save_t5x_checkpoint_orbax",
-]
+alias_package(__name__, "spec_decode.formats.t5x", ("legacy", "loading", "orbax_format", "tree"))

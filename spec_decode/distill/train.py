@@ -34,7 +34,7 @@ def make_train_step(target, draft: SharedEmbeddingDraft, optimizer):
         target_logits = target.forward(target_params, tokens)  # [B, T, V]
         p = jax.nn.softmax(target_logits[..., subset], axis=-1)  # over the subset [B, T, M]
         params = _join(own, embed, subset)
-        hidden = draft.lm.forward(params["body"], tokens, hidden_only=True)
+        hidden = draft.lm.forward_hidden(params["body"], tokens)
         log_q = jax.nn.log_softmax(draft.subset_logits(params, hidden), axis=-1)
         kl = jnp.sum(p * (jnp.log(jnp.maximum(p, 1e-30)) - log_q), axis=-1)  # [B, T]
         return jnp.sum(kl * mask) / jnp.maximum(jnp.sum(mask), 1.0)

@@ -1,6 +1,8 @@
-"""Model-free drafts: n-gram count tables and prompt lookup, all satisfying the model contract."""
+"""Drafts, all satisfying the model contract: model-free ones (n-gram count tables, prompt
+lookup) and the small neural draft that shares the target's embedding table (``neural``)."""
 
-from spec_decode.drafts._common import LengthsCache
+from spec_decode.drafts._common import LengthsCache, ModelFreeDraft
+from spec_decode.drafts.neural import SharedEmbeddingDraft, init_draft, with_head_rows
 from spec_decode.drafts.ngram import (
     BigramDraft,
     UnigramDraft,
@@ -13,11 +15,15 @@ from spec_decode.drafts.sparse_bigram import SparseBigramDraft, sparse_bigram_pa
 __all__ = [
     "BigramDraft",
     "LengthsCache",
+    "ModelFreeDraft",
     "PromptLookupCache",
     "PromptLookupDraft",
+    "SharedEmbeddingDraft",
     "SparseBigramDraft",
     "UnigramDraft",
     "count_ngrams",
+    "init_draft",
     "ngram_params_from_tokens",
     "sparse_bigram_params_from_tokens",
+    "with_head_rows",
 ]

@@ -1,33 +1,32 @@
-"""What the model-free drafts share: argument checks and the lengths-only cache."""
+"""What the model-free drafts share: the contract's members that do not depend on the draft.
+
+``ModelFreeDraft`` holds ``vocab_size``, has no length limit, keeps the lengths-only cache and
+checks tokens with the contract's ``check_tokens``; a draft adds its ``extend`` (and its own
+cache, if it needs history).
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.sharding import PartitionSpec
 
+from spec_decode.core.contract import check_tokens
 from spec_decode.core.validation import check_int
 
-__all__ = ["LengthsCache", "advance", "check_int", "check_param_shape", "check_tokens"]
-
-
-def check_tokens(tokens: jax.Array, batch_size: int) -> None:
-    """Tokens must be integer [B, K] with K >= 1 and B the cache's batch size (static checks)."""
-    shape = np.shape(tokens)
-    if len(shape) != 2 or shape[1] < 1:
-        raise ValueError(
-            f"tokens with shape={shape} is not allowed: it must be 2-D [B, K] with K >= 1"
-        )
-    if shape[0] != batch_size:
-        raise ValueError(
-            f"tokens with batch size {shape[0]} is not allowed: it must equal the cache's "
-            f"batch size {batch_size}"
-        )
-    if not jnp.issubdtype(jnp.result_type(tokens), jnp.integer):
-        raise ValueError(
-            f"tokens with dtype={jnp.result_type(tokens)} is not allowed: token ids are integers"
-        )
+__all__ = [
+    "LengthsCache",
+    "ModelFreeDraft",
+    "advance",
+    "check_int",
+    "check_param_shape",
+    "check_tokens",
+]
 
 
 def check_param_shape(name: str, array, expected: tuple[int, ...]) -> None:
@@ -50,13 +49,37 @@ class LengthsCache:
     lengths: jax.Array  # [B] int32
 
 
-def init_lengths_cache(batch_size: int, max_length: int) -> LengthsCache:
-    """An empty ``LengthsCache``; ``max_length`` is only validated (nothing is stored per row)."""
-    check_int("batch_size", batch_size, 1)
-    check_int("max_length", max_length, 1)
-    return LengthsCache(lengths=jnp.zeros((batch_size,), jnp.int32))
-
-
 def advance(cache: LengthsCache, tokens: jax.Array) -> LengthsCache:
     """The cache after ``extend`` of tokens [B, K]: every row grew by K."""
     return cache.replace(lengths=cache.lengths + tokens.shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFreeDraft:
+    """The contract minus ``extend`` for a draft without weights to shard or length limit.
+
+    Attributes:
+      vocab_size: V, the width of the logits.
+    """
+
+    vocab_size: int
+    # Counts and lookups work at any position, so no length is too long.
+    max_length: ClassVar[None] = None
+
+    def __post_init__(self):
+        check_int("vocab_size", self.vocab_size, 1)
+
+    def init_cache(self, params, batch_size: int, max_length: int) -> LengthsCache:
+        """Lengths 0; ``max_length`` is only validated (nothing is stored per position)."""
+        del params  # the cache holds no per-position data
+        check_int("batch_size", batch_size, 1)
+        check_int("max_length", max_length, 1)
+        return LengthsCache(lengths=jnp.zeros((batch_size,), jnp.int32))
+
+    def cache_logical_axes(self) -> LengthsCache:
+        """Only per-row lengths: rows are the one axis to name."""
+        return LengthsCache(lengths=PartitionSpec("cache_batch"))
+
+    def check_tokens(self, tokens: jax.Array, cache) -> tuple[int, int]:
+        """The contract's static checks of ``extend``'s tokens [B, K] against ``cache``; (B, K)."""
+        return check_tokens(tokens, cache.lengths.shape[0])

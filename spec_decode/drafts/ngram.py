@@ -35,11 +35,10 @@ import numpy as np
 
 from spec_decode.drafts._common import (
     LengthsCache,
+    ModelFreeDraft,
     advance,
     check_int,
     check_param_shape,
-    check_tokens,
-    init_lengths_cache,
 )
 
 DEFAULT_SMOOTHING = 0.01
@@ -134,41 +133,27 @@ def ngram_params_from_tokens(
     return {"log_probs": jnp.asarray(counts, jnp.float32)}
 
 
-def check_vocab_size(vocab_size) -> None:
-    check_int("vocab_size", vocab_size, 1)
-
-
 @dataclasses.dataclass(frozen=True)
-class UnigramDraft:
+class UnigramDraft(ModelFreeDraft):
     """p(next token) from token frequencies alone; the same logits at every position.
 
     params: {"log_probs": [V]} (``ngram_params_from_tokens(..., order=1)``).
     Cache: ``LengthsCache`` (lengths [B] only). ``extend`` costs O(B K V).
     """
 
-    vocab_size: int
-
-    def __post_init__(self):
-        check_vocab_size(self.vocab_size)
-
-    def init_cache(self, params, batch_size: int, max_length: int) -> LengthsCache:
-        del params  # the cache holds no per-position data
-        return init_lengths_cache(batch_size, max_length)
-
     def extend(
         self, params: dict[str, jax.Array], tokens: jax.Array, cache: LengthsCache
     ) -> tuple[jax.Array, LengthsCache]:
         """Logits [B, K, V] (each row the unigram log-probs) and the cache grown by K."""
-        check_tokens(tokens, cache.lengths.shape[0])
+        batch, width = self.check_tokens(tokens, cache)
         check_param_shape("log_probs", params["log_probs"], (self.vocab_size,))
-        batch, width = tokens.shape
         log_probs = params["log_probs"].astype(jnp.float32)
         logits = jnp.broadcast_to(log_probs, (batch, width, self.vocab_size))  # [B, K, V]
         return logits, advance(cache, tokens)
 
 
 @dataclasses.dataclass(frozen=True)
-class BigramDraft:
+class BigramDraft(ModelFreeDraft):
     """p(next token | current token) from a dense [V, V] table; logits[b, i] = table[tokens[b, i]].
 
     params: {"log_probs": [V, V]} (``ngram_params_from_tokens(..., order=2)``), 4 V^2 bytes.
@@ -176,20 +161,11 @@ class BigramDraft:
     so nothing from earlier calls is needed. ``extend`` costs O(B K V).
     """
 
-    vocab_size: int
-
-    def __post_init__(self):
-        check_vocab_size(self.vocab_size)
-
-    def init_cache(self, params, batch_size: int, max_length: int) -> LengthsCache:
-        del params  # the cache holds no per-position data
-        return init_lengths_cache(batch_size, max_length)
-
     def extend(
         self, params: dict[str, jax.Array], tokens: jax.Array, cache: LengthsCache
     ) -> tuple[jax.Array, LengthsCache]:
         """Logits [B, K, V] = the table rows of tokens [B, K], and the cache grown by K."""
-        check_tokens(tokens, cache.lengths.shape[0])
+        self.check_tokens(tokens, cache)
         vocab = self.vocab_size
         check_param_shape("log_probs", params["log_probs"], (vocab, vocab))
         logits = params["log_probs"].astype(jnp.float32)[tokens]  # [B, K, V]

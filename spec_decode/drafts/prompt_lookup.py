@@ -30,8 +30,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import PartitionSpec
 
-from spec_decode.drafts._common import check_int, check_tokens
+from spec_decode.core.contract import check_tokens
+from spec_decode.drafts._common import ModelFreeDraft, check_int
 
 
 @struct.dataclass
@@ -73,7 +75,7 @@ def lookup_next(history: jax.Array, positions: jax.Array, min_ngram: int, max_ng
 
 
 @dataclasses.dataclass(frozen=True)
-class PromptLookupDraft:
+class PromptLookupDraft(ModelFreeDraft):
     """A model-free draft that copies continuations of n-grams already in the row's history.
 
     Attributes:
@@ -84,12 +86,11 @@ class PromptLookupDraft:
     params: unused (pass None or {}).
     """
 
-    vocab_size: int
     max_ngram: int = 3
     min_ngram: int = 1
 
     def __post_init__(self):
-        check_int("vocab_size", self.vocab_size, 1)
+        super().__post_init__()
         check_int("min_ngram", self.min_ngram, 1)
         check_int("max_ngram", self.max_ngram, 1)
         if self.max_ngram < self.min_ngram:
@@ -108,12 +109,20 @@ class PromptLookupDraft:
             lengths=jnp.zeros((batch_size,), jnp.int32),
         )
 
+    def cache_logical_axes(self) -> PromptLookupCache:
+        """Rows and positions of the history, rows of the lengths."""
+        return PromptLookupCache(
+            tokens=PartitionSpec("cache_batch", "cache_sequence"),
+            lengths=PartitionSpec("cache_batch"),
+        )
+
     def extend(
         self, params, tokens: jax.Array, cache: PromptLookupCache
     ) -> tuple[jax.Array, PromptLookupCache]:
         """Append tokens [B, K] to each row's history; one-hot logits [B, K, V] of the lookups."""
         del params
-        check_tokens(tokens, cache.lengths.shape[0])
+        # Against the history's length too: a write past its end would be clipped and shifted.
+        check_tokens(tokens, cache.lengths.shape[0], cache.tokens.shape[1])
         tokens = tokens.astype(jnp.int32)
         write = jax.vmap(lambda row, new, start: jax.lax.dynamic_update_slice(row, new, (start,)))
         history = write(cache.tokens, tokens, cache.lengths)  # [B, L]

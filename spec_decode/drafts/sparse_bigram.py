@@ -36,11 +36,10 @@ import numpy as np
 
 from spec_decode.drafts._common import (
     LengthsCache,
+    ModelFreeDraft,
     advance,
     check_int,
     check_param_shape,
-    check_tokens,
-    init_lengths_cache,
 )
 from spec_decode.drafts.ngram import (
     DEFAULT_SMOOTHING,
@@ -131,32 +130,27 @@ def sparse_bigram_params_from_tokens(
 
 
 @dataclasses.dataclass(frozen=True)
-class SparseBigramDraft:
+class SparseBigramDraft(ModelFreeDraft):
     """A bigram draft storing m next tokens per context plus a unigram backoff.
 
     params: see the module docstring (8 V m + 8 V bytes). Cache: ``LengthsCache`` (lengths [B]).
     """
 
-    vocab_size: int
     top_m: int
 
     def __post_init__(self):
-        check_int("vocab_size", self.vocab_size, 1)
+        super().__post_init__()
         check_int("top_m", self.top_m, 1)
         if self.top_m > self.vocab_size:
             raise ValueError(
                 f"top_m={self.top_m} is not allowed: it must be <= vocab_size={self.vocab_size}"
             )
 
-    def init_cache(self, params, batch_size: int, max_length: int) -> LengthsCache:
-        del params  # the cache holds no per-position data
-        return init_lengths_cache(batch_size, max_length)
-
     def extend(
         self, params: dict[str, jax.Array], tokens: jax.Array, cache: LengthsCache
     ) -> tuple[jax.Array, LengthsCache]:
         """Logits [B, K, V] (normalised log-probs given tokens[:, i]) and the cache grown by K."""
-        check_tokens(tokens, cache.lengths.shape[0])
+        self.check_tokens(tokens, cache)
         vocab, top_m = self.vocab_size, self.top_m
         check_param_shape("next_tokens", params["next_tokens"], (vocab, top_m))
         check_param_shape("next_log_probs", params["next_log_probs"], (vocab, top_m))

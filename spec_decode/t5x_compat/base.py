@@ -78,4 +78,5 @@ class StandaloneBase:
         return self.predict_batch_with_aux(params, batch, rng=rng)[0]
 
 
-Base = _t5x_models.EncoderDecoderModel if T5X_AVAILABLE else StandaloneBase
+# What ``SpeculativeEncoderDecoderModel`` subclasses: T5X's own model class whenever t5x imports.
+EncoderDecoderModelBase = _t5x_models.EncoderDecoderModel if T5X_AVAILABLE else StandaloneBase

@@ -18,7 +18,6 @@ One parameter tree holds both models, so a partitioner can lay out both::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -29,18 +28,19 @@ import jax
 import jax.numpy as jnp
 
 from spec_decode.core.contract import LanguageModel, Params
-from spec_decode.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs, token_scores
-from spec_decode.t5x_compat.base import Base, DecoderParams
+from spec_decode.models.t5 import T5Config, T5Decoding, make_t5_inputs
+from spec_decode.models.t5.scoring import weighted_token_scores
+from spec_decode.t5x_compat.base import DecoderParams, EncoderDecoderModelBase
 from spec_decode.t5x_compat.decode_fn import speculative_sample
 
 PARAM_KEYS = ("target", "draft")
 
 
-class SpeculativeEncoderDecoderModel(Base):
+class SpeculativeEncoderDecoderModel(EncoderDecoderModelBase):
     """A T5 target (``module``) decoded speculatively with ``draft``, T5X's model interface.
 
     Args:
-      module: the target network: ``spec_decode.t5.Transformer`` or T5X's
+      module: the target network: ``spec_decode.models.t5.Transformer`` or T5X's
         ``examples/t5/network.Transformer`` (its config is read by field name).
       input_vocabulary, output_vocabulary: seqio-style vocabularies (``eos_id`` is used).
       optimizer_def, feature_converter_cls, label_smoothing, z_loss, loss_normalizing_factor,
@@ -163,7 +163,7 @@ class SpeculativeEncoderDecoderModel(Base):
         restore_dtype: Any = None,
     ) -> Params:
         """{'target': ..., 'draft': ...} from two T5X checkpoints (either format, checked)."""
-        from spec_decode.checkpoints import load_t5x_checkpoint
+        from spec_decode.formats.t5x import load_t5x_checkpoint
 
         if not isinstance(self.draft_model, T5Decoding):
             raise ValueError(
@@ -277,15 +277,9 @@ class SpeculativeEncoderDecoderModel(Base):
         'token_scores'}} (each a one-element tuple, as T5X's sown values are).
         """
         target_params, _ = self.split_params(params)
-        targets = jnp.asarray(batch["decoder_target_tokens"])
-        weights = batch.get("decoder_loss_weights")
-        weights = (targets > 0) if weights is None else jnp.asarray(weights)
-        segments = {k: batch.get(k) for k in ("encoder_segment_ids", "decoder_segment_ids")}
-        scores = _token_scores(
-            self.target_model.config, target_params, batch["encoder_input_tokens"],
-            batch["decoder_input_tokens"], targets, **segments,
-        )  # fmt: skip
-        scores = scores * weights.astype(jnp.float32)  # [B, T]
+        targets, weights, scores = weighted_token_scores(
+            self.target_model.config, target_params, batch
+        )  # [B, T] each
         if return_intermediates:
             intermediates = {
                 "decoder": {
@@ -298,15 +292,6 @@ class SpeculativeEncoderDecoderModel(Base):
         return scores.sum(-1)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _token_scores(config, params, encoder, decoder_inputs, targets, **segment_ids):
-    """log p(target_t | inputs, targets before t) [B, T], teacher-forced, no dropout."""
-    logits = Transformer(config).apply(
-        {"params": params}, encoder, decoder_inputs, targets, enable_dropout=False, **segment_ids
-    )
-    return token_scores(logits, targets)
-
-
 def t5_config_of(module: Any, name: str) -> T5Config:
     """Our ``T5Config`` from a T5 network module or config, ours or T5X's (same field names)."""
     config = getattr(module, "config", module)
@@ -316,7 +301,7 @@ def t5_config_of(module: Any, name: str) -> T5Config:
     if not all(hasattr(config, field) for field in ("vocab_size", "emb_dim", "num_heads")):
         raise ValueError(
             f"{name}={module!r} is not allowed: it must be a T5 Transformer module or a "
-            "T5Config (spec_decode.t5's or T5X's examples/t5/network.T5Config)"
+            "T5Config (spec_decode.models.t5's or T5X's examples/t5/network.T5Config)"
         )
     return T5Config(**{f: getattr(config, f) for f in fields if hasattr(config, f)})
 

@@ -39,7 +39,7 @@ def draft_restore_fn(draft_checkpoint_path: str, restore_dtype: Any = None) -> C
         if set(params) == {"target", "draft"}:  # already nested (e.g. a resumed run)
             return state
         if not draft:
-            from spec_decode.checkpoints import load_t5x_checkpoint
+            from spec_decode.formats.t5x import load_t5x_checkpoint
 
             draft.update(load_t5x_checkpoint(draft_checkpoint_path, restore_dtype)["target"])
         state["target"] = {"target": params, "draft": draft}

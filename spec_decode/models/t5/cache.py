@@ -36,18 +36,3 @@ class T5Cache:
     def max_length(self) -> int:
         """L, the number of decoder positions each row can hold."""
         return self.self_keys.shape[2]
-
-
-def write_at_lengths(buffer: jax.Array, new: jax.Array, lengths: jax.Array) -> jax.Array:
-    """Write new [Lyr, B, K, ...] into buffer [Lyr, B, L, ...] at positions lengths[b].. of row b.
-
-    Overwrite-style, one dynamic_update_slice per row; the caller sizes L so nothing is clipped.
-    """
-    trailing = (0,) * (buffer.ndim - 3)
-
-    def write_row(row_buffer, row_new, start):  # [Lyr, L, ...], [Lyr, K, ...], []
-        return jax.lax.dynamic_update_slice(
-            row_buffer, row_new.astype(row_buffer.dtype), (0, start, *trailing)
-        )
-
-    return jax.vmap(write_row, in_axes=(1, 1, 0), out_axes=1)(buffer, new, lengths)

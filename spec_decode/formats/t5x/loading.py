@@ -15,8 +15,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode.checkpoints import legacy, orbax_format
-from spec_decode.checkpoints.tree import Path, check_params_match, path_name, unflatten
+from spec_decode.formats.t5x import legacy, orbax_format
+from spec_decode.formats.t5x.tree import Path, check_params_match, path_name, unflatten
 
 _STEP_DIR = re.compile(r"^checkpoint_(\d+)$")
 

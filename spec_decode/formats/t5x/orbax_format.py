@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from spec_decode.checkpoints.tree import Path, bare_params, flatten, unflatten
+from spec_decode.formats.t5x.tree import Path, bare_params, flatten, unflatten
 
 STATE_DIR = "state"
 METADATA_NAME = "_METADATA"

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.linen import partitioning
 
-from spec_decode.t5.config import activation_fn
+from spec_decode.models.t5.config import activation_fn
 
 Initializer = Callable[..., jax.Array]
 

@@ -15,9 +15,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from spec_decode.t5.attention import MultiHeadDotProductAttention
-from spec_decode.t5.config import T5Config
-from spec_decode.t5.layers import LayerNorm, MlpBlock
+from spec_decode.models.t5.attention import MultiHeadDotProductAttention
+from spec_decode.models.t5.config import T5Config
+from spec_decode.models.t5.layers import LayerNorm, MlpBlock
 
 KeyValue = tuple[jax.Array, jax.Array]
 

@@ -14,7 +14,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-_DTYPES = ("float32", "bfloat16")
+from spec_decode.models.dtypes import dtype_name
+
 _INT_FIELDS = (
     "vocab_size",
     "emb_dim",
@@ -82,22 +83,12 @@ class T5Config:
         # Frozen dataclass: normalise to hashable values (gin and JSON hand over lists and
         # jnp dtypes).
         object.__setattr__(self, "mlp_activations", _activations(self.mlp_activations))
-        object.__setattr__(self, "dtype", _dtype_name(self.dtype))
+        object.__setattr__(self, "dtype", dtype_name("dtype", self.dtype))
 
     @property
     def activation_dtype(self) -> jnp.dtype:
         """``dtype`` as a jnp dtype."""
         return jnp.dtype(self.dtype)
-
-
-def _dtype_name(value: Any) -> str:
-    try:
-        name = jnp.dtype(value).name
-    except TypeError:
-        name = None
-    if name not in _DTYPES:
-        raise ValueError(f"dtype={value!r} is not allowed: it must be one of {_DTYPES}")
-    return name
 
 
 def _activations(value: Any) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """T5 as a decoding-core model: the contract's ``init_cache`` and ``extend`` for the decoder.
 
-The decoder needs the encoder, so the contract's ``params`` is a ``T5Inputs``: the T5 params
-and the encoder input tokens of the batch. ``init_cache`` runs the encoder once and keeps its
+The decoder needs the encoder, so the contract's ``params`` is a ``T5DecodeParams``: the T5
+params and the encoder input tokens of the batch. ``init_cache`` runs the encoder once and keeps its
 cross-attention keys and values; every ``extend`` then runs only the decoder.
 
     model = T5Decoding(config)
@@ -35,9 +35,10 @@ from flax import struct
 from flax.linen import partitioning
 from jax.sharding import PartitionSpec
 
-from spec_decode.t5.cache import T5Cache, write_at_lengths
-from spec_decode.t5.config import T5Config
-from spec_decode.t5.network import Transformer
+from spec_decode.core.contract import check_tokens, write_at_lengths
+from spec_decode.models.t5.cache import T5Cache
+from spec_decode.models.t5.config import T5Config
+from spec_decode.models.t5.network import Transformer
 
 Params = Any
 
@@ -46,7 +47,7 @@ _CACHE_KV_AXES = ("layers", "cache_batch", "cache_sequence", "cache_heads", "cac
 
 
 @struct.dataclass
-class T5Inputs:
+class T5DecodeParams:
     """The contract's ``params`` for ``T5Decoding``: weights plus what the encoder reads.
 
     Attributes:
@@ -59,10 +60,14 @@ class T5Inputs:
     encoder_input_tokens: jax.Array
 
 
-def make_t5_inputs(params: Params, encoder_input_tokens: Any) -> T5Inputs:
+# The former name, which users import.
+T5Inputs = T5DecodeParams
+
+
+def make_t5_inputs(params: Params, encoder_input_tokens: Any) -> T5DecodeParams:
     """Bundle T5 params (bare, or Flax variables ``{'params': ...}``) with encoder tokens [B, S]."""
-    if isinstance(params, T5Inputs):
-        raise ValueError("params is already a T5Inputs: pass its .params")
+    if isinstance(params, T5DecodeParams):
+        raise ValueError("params is already a T5DecodeParams: pass its .params")
     if isinstance(params, Mapping) and "params" in params:
         params = params["params"]  # Flax variables rather than the bare tree
     tokens = jnp.asarray(encoder_input_tokens)
@@ -71,14 +76,15 @@ def make_t5_inputs(params: Params, encoder_input_tokens: Any) -> T5Inputs:
             f"encoder_input_tokens (shape {tokens.shape}, dtype {tokens.dtype}) is not allowed: "
             "it must be an integer array [B, S]"
         )
-    return T5Inputs(params=params, encoder_input_tokens=tokens.astype(jnp.int32))
+    return T5DecodeParams(params=params, encoder_input_tokens=tokens.astype(jnp.int32))
 
 
 @dataclasses.dataclass(frozen=True)
 class T5Decoding:
-    """The model contract (``vocab_size``, ``init_cache``, ``extend``) for a T5 decoder.
+    """The model contract (``vocab_size``, ``init_cache``, ``extend``...) for a T5 decoder.
 
-    Hashable, so it can be a static argument of ``jax.jit``; its params are a ``T5Inputs``.
+    Hashable, so it can be a static argument of ``jax.jit``; its params are a
+    ``T5DecodeParams``.
     """
 
     config: T5Config
@@ -86,6 +92,11 @@ class T5Decoding:
     @property
     def vocab_size(self) -> int:
         return self.config.vocab_size
+
+    @property
+    def max_length(self) -> None:
+        """No limit: relative position buckets cover any decoder length."""
+        return None
 
     @property
     def module(self) -> Transformer:
@@ -118,7 +129,7 @@ class T5Decoding:
             lengths=PartitionSpec("cache_batch"),
         )
 
-    def init_cache(self, params: T5Inputs, batch_size: int, max_length: int) -> T5Cache:
+    def init_cache(self, params: T5DecodeParams, batch_size: int, max_length: int) -> T5Cache:
         """Run the encoder; an empty cache (lengths 0) with ``max_length`` decoder positions."""
         _check_inputs(params)
         batch, _ = params.encoder_input_tokens.shape
@@ -147,7 +158,7 @@ class T5Decoding:
         )
 
     def extend(
-        self, params: T5Inputs, tokens: jax.Array, cache: T5Cache
+        self, params: T5DecodeParams, tokens: jax.Array, cache: T5Cache
     ) -> tuple[jax.Array, T5Cache]:
         """Decoder tokens [B, K] at each row's own end -> logits [B, K, V] float32, new cache.
 
@@ -157,56 +168,47 @@ class T5Decoding:
         prefill of decoder prompt tokens).
         """
         _check_inputs(params)
-        if tokens.ndim != 2 or tokens.shape[1] < 1:
-            raise ValueError(f"tokens.shape={tokens.shape} is not allowed: it must be [B, K]")
-        if not jnp.issubdtype(tokens.dtype, jnp.integer):
-            raise ValueError(f"tokens.dtype={tokens.dtype} is not allowed: it must be integer")
-        if tokens.shape[0] != cache.lengths.shape[0]:
-            raise ValueError(
-                f"tokens.shape={tokens.shape} is not allowed: its batch must equal the cache's "
-                f"{cache.lengths.shape[0]}"
-            )
-        if tokens.shape[1] > cache.max_length:
-            raise ValueError(
-                f"tokens.shape={tokens.shape} is not allowed: K must be <= the cache length "
-                f"{cache.max_length}"
-            )
+        _, num_tokens = check_tokens(tokens, cache.lengths.shape[0], cache.max_length)
         logits, (new_keys, new_values) = self.module.apply(
             {"params": params.params}, tokens, cache, method="extend"
         )
         cache = cache.replace(
             self_keys=write_at_lengths(cache.self_keys, new_keys, cache.lengths),
             self_values=write_at_lengths(cache.self_values, new_values, cache.lengths),
-            lengths=cache.lengths + tokens.shape[1],
+            lengths=cache.lengths + num_tokens,
         )
         return logits, cache
 
     def forward(
         self,
-        params: T5Inputs,
-        decoder_input_tokens: jax.Array,
+        params: T5DecodeParams,
+        tokens: jax.Array,
+        *,
         decoder_target_tokens: jax.Array | None = None,
     ) -> jax.Array:
-        """Uncached teacher-forced logits [B, T, V] (T5X's ``__call__`` without dropout).
+        """Uncached teacher-forced logits [B, T, V] of decoder tokens [B, T] (T5X's ``__call__``
+        without dropout), as T cached ``extend``s give.
 
         Without ``decoder_target_tokens`` no target position counts as padding, which is what
         cached decoding computes.
         """
         _check_inputs(params)
+        check_tokens(tokens)
         if decoder_target_tokens is None:
-            decoder_target_tokens = jnp.ones_like(decoder_input_tokens)
+            decoder_target_tokens = jnp.ones_like(tokens)
         return self.module.apply(
             {"params": params.params},
             params.encoder_input_tokens,
-            decoder_input_tokens,
+            tokens,
             decoder_target_tokens,
             enable_dropout=False,
         )
 
 
 def _check_inputs(params: Any) -> None:
-    if not isinstance(params, T5Inputs):
+    if not isinstance(params, T5DecodeParams):
         raise ValueError(
             f"params of type {type(params).__name__} is not allowed: T5Decoding needs a "
-            "T5Inputs (build it with spec_decode.t5.make_t5_inputs(params, encoder_input_tokens))"
+            "T5DecodeParams (formerly T5Inputs; build it with make_t5_inputs(params, "
+            "encoder_input_tokens))"
         )

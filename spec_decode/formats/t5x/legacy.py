@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from flax import serialization
 
-from spec_decode.checkpoints.tree import Path, bare_params, flatten, path_name, unflatten
+from spec_decode.formats.t5x.tree import Path, bare_params, flatten, path_name, unflatten
 
 MSGPACK_NAME = "checkpoint"
 VERSION = 3  # since 2021: bfloat16 stored natively rather than as uint16

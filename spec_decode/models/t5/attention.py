@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from spec_decode.t5.layers import DenseGeneral
+from spec_decode.models.t5.layers import DenseGeneral
 
 # A masked logit: large enough that exp() underflows to exactly 0 next to any real logit.
 MASKED_LOGIT = -1e10

@@ -26,10 +26,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from spec_decode.t5.blocks import DecoderLayer, EncoderLayer
-from spec_decode.t5.cache import T5Cache
-from spec_decode.t5.config import RELPOS_MAX_DISTANCE, RELPOS_NUM_BUCKETS, T5Config
-from spec_decode.t5.layers import DenseGeneral, Embed, LayerNorm, RelativePositionBiases
+from spec_decode.models.t5.blocks import DecoderLayer, EncoderLayer
+from spec_decode.models.t5.cache import T5Cache
+from spec_decode.models.t5.config import RELPOS_MAX_DISTANCE, RELPOS_NUM_BUCKETS, T5Config
+from spec_decode.models.t5.layers import DenseGeneral, Embed, LayerNorm, RelativePositionBiases
 
 
 def _relpos_bias(cfg: T5Config) -> RelativePositionBiases:
@@ -45,7 +45,7 @@ def _reject_decode(decode: bool) -> None:
     if decode:
         raise ValueError(
             "decode=True is not allowed: cached decoding goes through "
-            "spec_decode.t5.T5Decoding (init_cache / extend)"
+            "spec_decode.models.t5.T5Decoding (init_cache / extend)"
         )
 
 

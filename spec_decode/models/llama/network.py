@@ -1,0 +1,68 @@
+"""The Llama network as one Flax module: embedding, scanned decoder blocks, final norm, logits."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from spec_decode.models.llama import layers
+from spec_decode.models.llama.config import LlamaConfig
+
+
+class Transformer(nn.Module):
+    """Embedding, scanned decoder blocks, final norm and (with ``head``) the output layer."""
+
+    config: LlamaConfig
+    # False: return the final-normed hidden states [B, K, D] instead of logits, for heads that
+    # live outside the model (a draft scoring only a subset of the vocabulary).
+    head: bool = True
+
+    @nn.compact
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        cache: tuple[jax.Array, jax.Array] | None,
+        cache_mask: jax.Array | None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """tokens, positions [B, K]; cache (k, v) [Lyr, B, L, Nkv, H], cache_mask [B, 1, L].
+
+        Returns logits [B, K, V] float32 and the new keys and values [Lyr, B, K, Nkv, H].
+        """
+        cfg = self.config
+        dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+        embed = nn.Embed(
+            num_embeddings=cfg.vocab_size,
+            features=cfg.emb_dim,
+            embedding_init=layers.declared(layers.EMBEDDING_AXES),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            name="embed",
+        )
+        x = embed(tokens)  # [B, K, D]
+        blocks = nn.scan(
+            layers.DecoderBlock,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(0, nn.broadcast, nn.broadcast),
+            length=cfg.num_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )
+        x, new_kv = blocks(cfg, name="layers")(x, cache, positions, cache_mask)
+        x = layers.RMSNorm(cfg.norm_eps, dtype, param_dtype, name="final_norm")(x)
+        if not self.head:
+            return x, new_kv
+        if cfg.tie_embeddings:
+            kernel = embed.embedding.T  # [D, V]
+        else:
+            kernel = layers.Kernel(
+                (cfg.emb_dim, cfg.vocab_size),
+                layers.declared(layers.LM_HEAD_AXES),
+                param_dtype,
+                name="lm_head",
+            )()
+        logits = jnp.einsum(
+            "bkd,dv->bkv", x, kernel.astype(dtype), preferred_element_type=jnp.float32
+        )
+        return logits, new_kv
