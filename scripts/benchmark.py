@@ -1,12 +1,15 @@
 """Time autoregressive vs speculative decoding of the same models in one process.
 
     python scripts/benchmark.py --smoke --out /tmp/bench            # tiny random models, CPU
-    python scripts/benchmark.py --target smollm2 --drafts neural,prompt-lookup \
+    python scripts/benchmark.py --target smollm2-135m --drafts smollm2-draft,prompt-lookup \
         --gammas 1,2,3,4,5,6,7,8 --batches 1,4,16,64 --temperatures 0,1 --out results/
     python scripts/benchmark.py --mesh 2,4 ...     # 8 devices: rows over 2, target split over 4
 
 Writes results.json (one record per configuration), best_gamma.json, results.md and PNG plots
 (speedup against gamma with the Theorem 3.8 curve; speedup against batch size).
+
+Targets and drafts are the registry's names (``spec_decode.app.registry``: ``--drafts bigram``
+works too); the older ``--target smollm2`` and ``--drafts neural`` still mean the same.
 
 ``--mesh DATA,MODEL`` runs on a device mesh (``spec_decode.sharding``; data * model devices):
 the target's params split by their logical axes, a neural draft replicated on every device,
@@ -26,8 +29,12 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from spec_decode import sharding
+from spec_decode.app import registry
 from spec_decode.bench import BenchConfig, measure_cost_ratio, measure_pair
 from spec_decode.bench.report import write
+
+# The names these flags took before they were the registry's.
+OLD_NAMES = {"smollm2": "smollm2-135m", "neural": "smollm2-draft"}
 
 
 def _ints(text: str) -> list[int]:
@@ -40,8 +47,10 @@ def _floats(text: str) -> list[float]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--target", default="smollm2", choices=["smollm2", "tiny"])
-    parser.add_argument("--drafts", default="neural,prompt-lookup")
+    parser.add_argument(
+        "--target", default=registry.DEFAULT_TARGET, choices=[*registry.TARGETS, "tiny", "smollm2"]
+    )
+    parser.add_argument("--drafts", default="smollm2-draft,prompt-lookup")
     parser.add_argument("--gammas", type=_ints, default=_ints("1,2,3,4,5,6,7,8"))
     parser.add_argument("--batches", type=_ints, default=_ints("1,4,16,64"))
     parser.add_argument("--temperatures", type=_floats, default=_floats("0,1"))
@@ -50,7 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--gguf", default=None, help="path of the SmolLM2 GGUF file")
     parser.add_argument(
-        "--draft-dir", default=None, help="neural draft directory (default: shipped)"
+        "--draft-dir", default=None, help="smollm2-draft's directory (default: shipped)"
     )
     parser.add_argument(
         "--extra", default="", help="extra gamma:batch pairs, e.g. 4:8,4:64 (beside the grid)"
@@ -68,13 +77,21 @@ def parse_args(argv=None):
             args.mesh = ()
         if len(args.mesh) != 2 or min(args.mesh) < 1:
             parser.error("--mesh is not allowed as given: it must be DATA,MODEL (e.g. 2,4)")
+    args.target = OLD_NAMES.get(args.target, args.target)
+    args.drafts = [OLD_NAMES.get(name, name) for name in args.drafts.split(",") if name]
     if args.smoke:
-        args.target, args.drafts = "tiny", "tiny"
+        args.target, args.drafts = "tiny", ["tiny"]
         args.gammas, args.batches, args.temperatures = [1, 3], [1, 2], [1.0]
         args.max_new_tokens, args.repeats, args.dtype = 12, 1, "float32"
     for name in ("gammas", "batches"):
         if not getattr(args, name) or min(getattr(args, name)) < 1:
             parser.error(f"--{name}={getattr(args, name)} is not allowed: integers >= 1")
+    allowed = ("tiny", "prompt-lookup") if args.target == "tiny" else registry.DRAFTS
+    if not args.drafts:
+        parser.error("--drafts is empty: name at least one draft")
+    for name in args.drafts:
+        if name not in allowed:
+            parser.error(f"--drafts: {name!r} is not allowed: each must be one of {list(allowed)}")
     return args
 
 
@@ -88,35 +105,23 @@ def _tiny_models():
 
 
 def _smollm2_models(args, names):
-    from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
-
-    target, target_params = load_smollm2(dtype=getattr(jnp, args.dtype), path=args.gguf)
-    tokenizer = load_smollm2_tokenizer(path=args.gguf)
-    drafts = {}
-    for name in names:
-        drafts[name] = _smollm2_draft(name, target, target_params, args.draft_dir)
     from spec_decode.distill.data import chat_prompts
     from spec_decode.distill.prompts import held_out_prompts
 
-    prompts, lengths = chat_prompts(tokenizer, held_out_prompts()[:64])
-    return target, target_params, drafts, (jnp.asarray(prompts), jnp.asarray(lengths)), None
-
-
-def _smollm2_draft(name, target, target_params, draft_dir=None):
-    if name == "prompt-lookup":
-        from spec_decode.drafts import PromptLookupDraft
-
-        return PromptLookupDraft(target.vocab_size), None
-    if name == "neural":
-        from spec_decode.distill.checkpoint import load_draft
-
-        return load_draft(target_params, draft_dir, dtype=target.config.dtype)
-    raise SystemExit(f"--drafts: unknown draft {name!r}: expected neural or prompt-lookup")
+    drafts = {}
+    for name in names:
+        target, draft, draft_params = registry.load_pair(
+            args.target, name, dtype=args.dtype, gguf=args.gguf, draft_dir=args.draft_dir
+        )
+        drafts[name] = (draft, draft_params)
+    prompts, lengths = chat_prompts(target.tokenizer, held_out_prompts()[:64])
+    prompts = (jnp.asarray(prompts), jnp.asarray(lengths))
+    return target.model, target.params, drafts, prompts, None
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    names = [n for n in args.drafts.split(",") if n]
+    names = args.drafts
     if args.target == "tiny":
         target, target_params, drafts, prompts, eos_id = _tiny_models()
         if "prompt-lookup" in names:

@@ -4,7 +4,7 @@
     python scripts/benchmark_hf_peer.py --smoke --out /tmp/peer     # tiny random models, CPU
 
 Greedy, batch 1, the same target weights (SmolLM2 dequantised from its GGUF) and the same draft
-weights (the shipped neural draft as a full-vocabulary transformers Llama) on both sides:
+weights (the shipped ``smollm2-draft`` as a full-vocabulary transformers Llama) on both sides:
   - transformers `generate` with its default dynamic cache;
   - transformers with `cache_implementation="static"` and `torch.compile` (its fastest);
   - transformers assisted generation (`assistant_model=`);
@@ -28,6 +28,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode  # noqa: E402
+from spec_decode.app import registry  # noqa: E402
 from spec_decode.bench import time_calls  # noqa: E402
 from spec_decode.models.hf_export import to_hf_llama  # noqa: E402
 
@@ -47,22 +48,21 @@ def _models(args):
 
         target, draft = make(2, 0), make(1, 1)
         return target, draft, draft, [1, 5, 9, 13, 17, 21]
-    from spec_decode.distill.checkpoint import load_draft
     from spec_decode.models import LlamaLM
-    from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
 
-    target = load_smollm2(dtype=jnp.bfloat16, path=args.gguf)
-    tokenizer = load_smollm2_tokenizer(path=args.gguf)
-    ours_draft = load_draft(target[1], args.draft_dir, dtype=jnp.bfloat16)
+    target, draft, draft_params = registry.load_pair(
+        "smollm2-135m", "smollm2-draft", dtype="bfloat16", gguf=args.gguf, draft_dir=args.draft_dir
+    )
     # transformers drafts score the whole vocabulary: the same body with the full tied head.
-    hf_draft = (LlamaLM(ours_draft[0].body), ours_draft[1]["body"])
-    return target, ours_draft, hf_draft, tokenizer.chat([{"role": "user", "content": PROMPT}])
+    hf_draft = (LlamaLM(draft.body), draft_params["body"])
+    prompt = target.encode_prompt(PROMPT, chat=True)
+    return (target.model, target.params), (draft, draft_params), hf_draft, prompt
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gguf", default=None)
-    parser.add_argument("--draft-dir", default=None)
+    parser.add_argument("--draft-dir", default=None, help="smollm2-draft's (default: shipped)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--gamma", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)

@@ -4,13 +4,17 @@
     python scripts/distill_draft.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf --out results/draft
     python scripts/distill_draft.py --smoke --out /tmp/draft      # tiny random target, CPU, < 1 min
 
-Steps: training requests from three sources (template prompts on 40 topics, templates on words
-of the target's vocabulary, and user requests sampled from the target itself; none names a
-held-out topic) -> target continuations at temperature 1 and 0 -> unigram and sparse-bigram
-tables from them -> one draft per --subsets size (a head over the M most frequent tokens; M = V
-is the full head), trained with forward KL -> held-out alpha at T = 0 and 1 (empirical and
-analytic) and c for every draft, prompt lookup and the n-gram drafts (also alpha on the CLI
-demo's prompts, which no training source contains) -> weights, tables and metrics.json.
+Steps: training requests from three sources (``spec_decode.distill.mix``: template prompts on 40
+topics, templates on words of the target's vocabulary, and user requests sampled from the target
+itself; none names a held-out topic) -> target continuations at temperature 1 and 0 -> unigram
+and sparse-bigram tables from them -> one draft per --subsets size (a head over the M most
+frequent tokens; M = V is the full head), trained with forward KL -> held-out alpha at T = 0
+and 1 (empirical and analytic) and c for every draft, prompt lookup and the n-gram drafts (also
+alpha on the CLI demo's prompts, which no training source contains) -> weights, tables and
+metrics.json.
+
+The tables land in OUT/smollm2_ngrams/ in the shipped layout (``spec_decode.distill.ngrams``):
+``SPEC_DECODE_NGRAM_DIR=OUT/smollm2_ngrams spec-decode generate --draft bigram ...`` uses them.
 """
 
 from __future__ import annotations
@@ -23,26 +27,14 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from spec_decode.app import demo
-from spec_decode.distill import checkpoint, data, evaluate, prompts
+from spec_decode.app import demo, registry
+from spec_decode.distill import checkpoint, data, evaluate, mix, ngrams, prompts
 from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
-from spec_decode.drafts import (
-    PromptLookupDraft,
-    SparseBigramDraft,
-    UnigramDraft,
-    ngram_params_from_tokens,
-    sparse_bigram_params_from_tokens,
-)
+from spec_decode.distill.train import train
+from spec_decode.drafts import PromptLookupDraft, SparseBigramDraft, UnigramDraft
 from spec_decode.models import LlamaConfig, tiny_llama
-
-# Openings for the sampled requests: "" leaves the target free; the rest spread requests over
-# kinds an assistant is asked for (the CLI demo's prompts themselves are excluded from training).
-OPENINGS = ("", "", "", "Write a Python", "Explain", "What is", "How do I", "Why", "Can you",
-            "Write a", "Give me", "Describe", "What is the difference between", "Solve",
-            "Summarize", "List")  # fmt: skip
 
 
 def parse_args(argv=None):
@@ -124,38 +116,37 @@ def main(argv=None) -> int:
         target, target_params, tokenizer = _smoke_target()
         train_texts, held_texts = prompts.train_prompts()[:16], prompts.held_out_prompts()[:8]
     else:
-        from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
-
-        dtype = jnp.bfloat16 if jax.default_backend() == "gpu" else jnp.float32
-        target, target_params = load_smollm2(dtype=dtype, path=args.gguf)
-        tokenizer = load_smollm2_tokenizer(path=args.gguf)
+        dtype = "bfloat16" if jax.default_backend() == "gpu" else "float32"
+        loaded = registry.load_target("smollm2-135m", dtype=dtype, gguf=args.gguf)
+        target, target_params, tokenizer = loaded.model, loaded.params, loaded.tokenizer
         train_texts = prompts.train_prompts()[: args.templates]
         held_texts = prompts.held_out_prompts()
     vocab = target.vocab_size
+    mix_config = mix.MixConfig(
+        samples=args.samples, topic_prompts=args.topic_prompts, user_prompts=args.user_prompts,
+        prompt_width=args.prompt_width, new_tokens=args.new_tokens, seed=args.seed,
+    )  # fmt: skip
     cache = pathlib.Path(args.data) if args.data else None
     if cache is not None and cache.exists():
-        with np.load(cache) as saved:
-            sequences, lengths = saved["sequences"], saved["lengths"]
-            counts = json.loads(str(saved["prompt_counts"]))
-        print(f"training set read from {cache}: {len(sequences)} sequences", flush=True)
+        train_set = mix.TrainingSet.load(cache)
+        print(f"training set read from {cache}: {len(train_set.sequences)} sequences", flush=True)
     else:
-        sequences, lengths, counts = _training_set(target, target_params, tokenizer,
-                                                   train_texts, args)  # fmt: skip
+        sources = mix.request_sources(target, target_params, tokenizer, train_texts, mix_config,
+                                      exclude=demo.PROMPTS)  # fmt: skip
+        train_set = mix.training_set(target, target_params, tokenizer, sources, mix_config)
         if cache is not None:
-            np.savez(cache, sequences=sequences, lengths=lengths,
-                     prompt_counts=json.dumps(counts))  # fmt: skip
+            train_set.save(cache)
+    sequences, lengths = train_set.sequences, train_set.lengths
     held_prompts, held_lengths = data.chat_prompts(tokenizer, held_texts)
     demo_prompts, demo_lengths = data.chat_prompts(tokenizer, list(demo.PROMPTS))
-    corpus = [seq[:n] for seq, n in zip(sequences, lengths, strict=True)]
     metrics = {"train_sequences": len(sequences), "train_tokens": int(lengths.sum()),
-               "train_prompts": counts,
+               "train_prompts": train_set.prompt_counts,
                "held_out_prompts": len(held_texts), "device": str(jax.devices()[0]),
                "args": vars(args)}  # fmt: skip
     print(json.dumps({k: metrics[k] for k in ("train_sequences", "train_tokens")}), flush=True)
 
-    unigram = ngram_params_from_tokens(corpus, vocab, order=1)
-    bigram = sparse_bigram_params_from_tokens(corpus, vocab, args.bigram_top)
-    checkpoint.save_ngrams(unigram, bigram, out / "smollm2_ngrams.npz")
+    tables = ngrams.count_ngram_tables(train_set.corpus(), vocab, args.bigram_top)
+    ngrams.save_ngram_tables(tables, out / "smollm2_ngrams")  # the registry's layout
 
     def report(name, draft, params):
         row = metrics.setdefault(name, {})
@@ -176,8 +167,8 @@ def main(argv=None) -> int:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
 
     baselines = {
-        "unigram": (UnigramDraft(vocab), unigram),
-        "bigram": (SparseBigramDraft(vocab, args.bigram_top), bigram),
+        "unigram": (UnigramDraft(vocab), tables["unigram"]),
+        "bigram": (SparseBigramDraft(vocab, args.bigram_top), tables["bigram"]),
         "prompt-lookup": (PromptLookupDraft(vocab), None),
     }
     cfg = target.config
@@ -194,7 +185,11 @@ def main(argv=None) -> int:
         subset = data.frequent_tokens(sequences, lengths, vocab, min(size, vocab), always)
         params = init_draft(body, target_params, subset, jax.random.key(args.seed),
                             from_target=cfg.mlp_dim == args.mlp_dim)  # fmt: skip
-        params, losses = data_train(target, target_params, draft, params, sequences, lengths, args)
+        params, losses = train(
+            target, target_params, draft, params, sequences, lengths, steps=args.steps,
+            batch=args.batch, seed=args.seed, seconds=args.train_seconds,
+            learning_rate=args.learning_rate,
+        )  # fmt: skip
         name = f"neural-{layers}L-{size}"
         size_bytes = checkpoint.save_draft(draft, params, out / name, {
             "subset_size": int(len(subset)), "steps": args.steps, "final_loss": losses[-1],
@@ -209,51 +204,6 @@ def main(argv=None) -> int:
     metrics["seconds"] = time.perf_counter() - start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     return 0
-
-
-def _training_set(target, target_params, tokenizer, train_texts, args):
-    """Training requests from every source -> target continuations: tokens, lengths, counts."""
-    vocab = target.vocab_size
-    sources = {"templates": (train_texts, args.samples)}
-    if args.topic_prompts:
-        tokens = [tokenizer.id_to_token(i) or "" for i in range(vocab)]
-        topics = prompts.vocabulary_topics(tokens, args.topic_prompts, seed=args.seed)
-        sources["vocabulary topics"] = (prompts.topic_prompts(topics, seed=args.seed), 1)
-    if args.user_prompts:
-        sampled = data.sample_user_messages(
-            target, target_params, tokenizer, args.user_prompts, openings=OPENINGS,
-            seed=args.seed,
-        )  # fmt: skip
-        excluded = set(demo.PROMPTS)
-        sampled = [
-            m for m in sampled if m and m not in excluded and not prompts.mentions_held_out(m)
-        ]
-        sources["target's own requests"] = (sampled, 1)
-    parts = []
-    for name, (texts, samples) in sources.items():
-        fits = [t for t in texts if len(tokenizer.chat([{"role": "user", "content": t}]))
-                <= args.prompt_width]  # fmt: skip
-        if len(fits) < len(texts):
-            print(f"{name}: {len(texts) - len(fits)} prompts over --prompt-width left out")
-        sources[name], texts = (fits, samples), fits
-        tokens, lengths = data.chat_prompts(tokenizer, texts, width=args.prompt_width)
-        parts.append(data.generate_sequences(
-            target, target_params, tokens, lengths, samples=samples, new_tokens=args.new_tokens,
-            batch=min(256, len(tokens)), eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-            seed=args.seed + len(parts),
-        ))  # fmt: skip
-        print(f"{name}: {len(texts)} prompts, e.g. {texts[len(texts) // 2]!r}", flush=True)
-    sequences = np.concatenate([s for s, _ in parts])
-    lengths = np.concatenate([n for _, n in parts])
-    return sequences, lengths, {k: len(v[0]) for k, v in sources.items()}
-
-
-def data_train(target, target_params, draft, params, sequences, lengths, args):
-    from spec_decode.distill.train import train
-
-    return train(target, target_params, draft, params, sequences, lengths, steps=args.steps,
-                 batch=args.batch, seed=args.seed, seconds=args.train_seconds,
-                 learning_rate=args.learning_rate)  # fmt: skip
 
 
 if __name__ == "__main__":

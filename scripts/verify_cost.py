@@ -20,6 +20,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
+from spec_decode.app import registry
 from spec_decode.bench import time_call
 
 
@@ -37,24 +38,26 @@ def _models(args):
         from spec_decode.models import tiny_llama
 
         return tiny_llama(2, 0), {"tiny": tiny_llama(1, 1)}
-    from spec_decode.distill.checkpoint import load_draft
-    from spec_decode.drafts import PromptLookupDraft
-    from spec_decode.smollm2 import load_smollm2
-
-    target, params = load_smollm2(dtype=getattr(jnp, args.dtype), path=args.gguf)
-    neural = load_draft(params, args.draft_dir, dtype=args.dtype)
-    regather = {k: v for k, v in neural[1].items() if k != "head"}  # rows gathered every step
-    drafts = {"neural": neural, "neural (head rows gathered every step)": (neural[0], regather),
-              "prompt-lookup": (PromptLookupDraft(target.vocab_size), None)}  # fmt: skip
+    target, draft, draft_params = registry.load_pair(
+        "smollm2-135m", "smollm2-draft", dtype=args.dtype, gguf=args.gguf, draft_dir=args.draft_dir
+    )
+    regather = {k: v for k, v in draft_params.items() if k != "head"}  # rows gathered every step
+    drafts = {
+        "smollm2-draft": (draft, draft_params),
+        "smollm2-draft (head rows gathered every step)": (draft, regather),
+        "prompt-lookup": registry.load_draft("prompt-lookup", target),
+    }
     if args.dtype != "bfloat16":  # what loading the draft in another dtype than the target costs
-        drafts["neural (bfloat16)"] = load_draft(params, args.draft_dir, dtype="bfloat16")
-    return (target, params), drafts
+        drafts["smollm2-draft (bfloat16)"] = registry.load_draft(
+            "smollm2-draft", target, directory=args.draft_dir, dtype="bfloat16"
+        )
+    return (target.model, target.params), drafts
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gguf", default=None)
-    parser.add_argument("--draft-dir", default=None, help="neural draft (default: shipped)")
+    parser.add_argument("--draft-dir", default=None, help="smollm2-draft's (default: shipped)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--tokens", default="1,2,3,4,5,6,7,8,9")
     parser.add_argument("--context", type=int, default=96, help="tokens already in the cache")

@@ -18,10 +18,25 @@ FIELDS = {
 }  # fmt: skip
 
 
-def test_smoke_benchmark(tmp_path):
+def _script():
     spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_draft_names_are_the_registry_s_and_the_old_ones_still_work(capsys):
+    script = _script()
+    args = script.parse_args(["--target", "smollm2", "--drafts", "neural,bigram,prompt-lookup"])
+    assert args.target == "smollm2-135m"
+    assert args.drafts == ["smollm2-draft", "bigram", "prompt-lookup"]
+    with pytest.raises(SystemExit):
+        script.parse_args(["--drafts", "smollm2-draft,nope"])
+    assert "'nope' is not allowed" in capsys.readouterr().err
+
+
+def test_smoke_benchmark(tmp_path):
+    module = _script()
     assert module.main(["--smoke", "--out", str(tmp_path)]) == 0
     records = json.loads((tmp_path / "results.json").read_text())
     assert len(records) == 4

@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 from conftest import unavailable
 
-from spec_decode.distill import checkpoint
+from spec_decode.distill import checkpoint, ngrams
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -36,6 +36,10 @@ def test_distill_draft_trains_measures_and_saves_every_draft_and_reuses_its_data
         assert np.isfinite(metrics[name]["loss_last"])
         draft, _ = checkpoint.load_draft(_smoke_target_params(script), tmp_path / "a" / name)
         assert draft.body.num_layers == 1 and draft.body.param_dtype == "float32"
+    # The n-gram tables are written in the layout the registry reads (tests/test_ngram_assets.py).
+    vocab = script._smoke_target()[0].vocab_size
+    for name in ngrams.TABLES:
+        assert ngrams.load_ngram_table(tmp_path / "a" / "smollm2_ngrams", name, vocab)
     # The cached training set is read back, not regenerated: the same data trains the same way.
     assert script.main(["--smoke", "--out", str(tmp_path / "b"), "--data", str(data)]) == 0
     again = json.loads((tmp_path / "b" / "metrics.json").read_text())

