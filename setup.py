@@ -15,8 +15,9 @@ EXTRAS = {
     "smollm2": ["gguf>=0.10", "tokenizers>=0.19", "jinja2>=3.0"],
     # Independent references for parity tests (CPU torch; a looser pin pulls a CUDA build).
     "reference": ["torch==2.13.0", "transformers>=4.45", "accelerate>=0.30", "sentencepiece>=0.2"],
-    # seqio Tasks over your own files (spec_decode.seqio_tasks). tensorflow-text needs the plain
-    # `tensorflow` wheel (CPU on Linux without its [and-cuda] extra); it pins the minor version.
+    # seqio Tasks over your own files (spec_decode.t5x_compat.seqio_tasks). tensorflow-text needs
+    # the plain `tensorflow` wheel (CPU on Linux without its [and-cuda] extra); it pins the minor
+    # version.
     "seqio": ["seqio>=0.0.20", "tensorflow>=2.21,<2.22", "tensorflow-text>=2.21,<2.22"],
     "bench": ["matplotlib>=3.7"],
     "test": ["pytest>=8", "scipy>=1.10", "ruff>=0.5", "nbclient>=0.10", "ipykernel>=6"],

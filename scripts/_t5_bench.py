@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from spec_decode.t5 import T5Config, T5Decoding
+from spec_decode.models.t5 import T5Config, T5Decoding
 
 # T5 1.1 sizes (T5X gin): emb_dim, num_heads, layers (encoder = decoder), mlp_dim; head_dim 64.
 SIZES = {

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode  # noqa: E402
 from spec_decode.app import registry  # noqa: E402
 from spec_decode.bench import time_calls  # noqa: E402
-from spec_decode.models.hf_export import to_hf_llama  # noqa: E402
+from spec_decode.formats.hf_llama import to_hf_llama  # noqa: E402
 
 PROMPT = "Explain in a few sentences why the sky is blue."
 

@@ -47,7 +47,7 @@ import numpy as np
 from spec_decode import DecoderParams, SamplingConfig, SpeculativeDecoder, sharding
 from spec_decode.bench.hlo import collective_counts, weight_gathers
 from spec_decode.core import theory
-from spec_decode.t5 import T5Decoding, make_t5_inputs
+from spec_decode.models.t5 import T5Decoding, make_t5_inputs
 
 PAPER_ALPHA = {0.0: 0.75, 1.0: 0.62}  # T5-XXL target, T5-small draft, WMT EnDe (Table 3)
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from spec_decode import SamplingConfig, autoregressive_decode
 from spec_decode.core import theory
-from spec_decode.t5 import T5Decoding, make_t5_inputs
+from spec_decode.models.t5 import T5Decoding, make_t5_inputs
 
 TABLE_2 = [  # task, draft, T, gamma, alpha, c, expected, measured (the paper's)
     ("EnDe", "small", 0, 7, 0.75, 0.02, 3.2, 3.4), ("EnDe", "base", 0, 7, 0.80, 0.04, 3.3, 2.8),

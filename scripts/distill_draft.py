@@ -31,9 +31,9 @@ import numpy as np
 
 from spec_decode.app import demo, registry
 from spec_decode.distill import checkpoint, data, evaluate, mix, ngrams, prompts
-from spec_decode.distill.draft import SharedEmbeddingDraft, init_draft
 from spec_decode.distill.train import train
 from spec_decode.drafts import PromptLookupDraft, SparseBigramDraft, UnigramDraft
+from spec_decode.drafts.neural import SharedEmbeddingDraft, init_draft
 from spec_decode.models import LlamaConfig, tiny_llama
 
 

@@ -7,7 +7,8 @@
       --gin.VOCABULARY_PATH="'/vocabs/cc_all.32000.100extra/sentencepiece.model'" \\
       --gin.INPUT_FILE="'inputs.jsonl'" --gin.INFER_OUTPUT_DIR="'/tmp/infer'"
 
-``--gin_file`` names a file here or a shipped config (``spec_decode/gin_support.py`` lists them);
+``--gin_file`` names a file here or a shipped config (``spec_decode/t5x_compat/gin_support.py``
+lists them);
 files are parsed in order, then ``--gin_bindings`` / ``--gin.NAME=VALUE`` (gin expressions:
 strings keep their quotes). Runs ``spec_decode.t5x_compat.inference.infer`` with the bindings,
 shows a progress bar, writes predictions.jsonl and summary.json to INFER_OUTPUT_DIR and prints
@@ -25,8 +26,7 @@ import argparse
 import json
 import sys
 
-from spec_decode import gin_support
-from spec_decode.t5x_compat import inference
+from spec_decode.t5x_compat import gin_support, inference
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

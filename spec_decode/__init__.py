@@ -8,6 +8,7 @@ form. The pure pieces of a round, ``draft_block`` (``draft_step``), ``parallel_v
 ``LanguageModel``.
 """
 
+from spec_decode import _legacy_paths
 from spec_decode.core.contract import Cache, LanguageModel, rollback
 from spec_decode.core.decoder import (
     DecoderParams,
@@ -39,3 +40,5 @@ __all__ = [
     "rollback",
     "speculative_decode",
 ]
+
+_legacy_paths.install()  # spec_decode.decode, spec_decode.t5, ...: see _legacy_paths.MOVED

@@ -134,8 +134,10 @@ def test_a_useless_draft_is_switched_off_and_probed():
 def test_a_good_draft_keeps_drafting():
     """The target as its own draft (alpha = 1): the policy settles on the largest gamma."""
     target, t_params = tiny_llama(2, seed=0, vocab_size=64, max_length=256)
-    decoder = SpeculativeDecoder(target, target, "auto", max_new_tokens=60,
-                                 sampling=SamplingConfig(temperature=0.0), policy=GammaPolicy(COSTS))  # fmt: skip
+    decoder = SpeculativeDecoder(
+        target, target, "auto", max_new_tokens=60, sampling=SamplingConfig(temperature=0.0),
+        policy=GammaPolicy(COSTS),
+    )  # fmt: skip
     result = decoder.run(DecoderParams(t_params, t_params), jnp.array([[3, 4, 5]]))
     gammas = np.asarray(result.gamma_per_round)
     assert (gammas[gammas >= 0] == COSTS.max_gamma).all()

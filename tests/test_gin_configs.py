@@ -8,9 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from spec_decode import gin_support
 from spec_decode.models.t5 import T5Config, T5Decoding, Transformer
-from spec_decode.t5x_compat import SpeculativeEncoderDecoderModel
+from spec_decode.t5x_compat import SpeculativeEncoderDecoderModel, gin_support
 
 # T5X's t5_1_1/*.gin: emb_dim, num_heads, layers (encoder = decoder), mlp_dim; and the size in
 # parameters (the paper's small / base / large; T5's published XL and XXL).

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
+from spec_decode import _legacy_paths
+
 MOVED = [
+    *_legacy_paths.MOVED.items(),
     ("spec_decode.t5", "spec_decode.models.t5"),
     ("spec_decode.t5.decoding_model", "spec_decode.models.t5.decoding_model"),
     ("spec_decode.t5.layers", "spec_decode.models.t5.layers"),
@@ -36,3 +41,17 @@ def test_old_names_are_the_new_objects():
         gguf_loader.load_gguf_llama
         is importlib.import_module("spec_decode.formats.gguf").load_gguf_llama
     )
+
+
+def test_old_paths_work_in_a_fresh_interpreter():
+    """What users wrote before the move: no prior import of the new paths helps here."""
+    code = (
+        "from spec_decode.decode import speculative_decode\n"
+        "from spec_decode.sampling import SamplingConfig\n"
+        "from spec_decode.t5.cache import T5Cache\n"
+        "import spec_decode.core.decoder as new, spec_decode.models.t5.cache as cache\n"
+        "assert speculative_decode is new.speculative_decode and T5Cache is cache.T5Cache\n"
+        "import sys; assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

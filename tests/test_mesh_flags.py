@@ -18,7 +18,7 @@ import gin
 import pytest
 from test_infer import REPO, TEXTS, check_predictions, infer_command, write_run_files
 
-from spec_decode import gin_support
+from spec_decode.t5x_compat import gin_support
 
 
 def _eight_devices() -> dict[str, str]:

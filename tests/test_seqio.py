@@ -19,7 +19,7 @@ from test_infer import LENGTHS, TEXTS, check_predictions, infer_command, write_r
 
 EOS = 1
 TASK_MODULE = """
-from spec_decode.seqio_tasks import register_text_task
+from spec_decode.t5x_compat.seqio_tasks import register_text_task
 
 register_text_task("spec_decode_test_lines", [{text!r}], {vocab!r})
 """
@@ -37,8 +37,8 @@ def seqio():
 def test_text_and_tsv_tasks_tokenize_like_t5x(seqio, tmp_path):
     from test_infer import train_vocabulary
 
-    from spec_decode.seqio_tasks import register_text_task, task_examples
     from spec_decode.t5x_compat import SentencePieceVocabulary
+    from spec_decode.t5x_compat.seqio_tasks import register_text_task, task_examples
 
     vocab_path = str(train_vocabulary(tmp_path))
     vocabulary = SentencePieceVocabulary(vocab_path)
@@ -111,7 +111,7 @@ def test_core_imports_neither_seqio_nor_tensorflow():
     """TensorFlow takes seconds to import: only a seqio task may bring it in."""
     code = (
         "import sys, spec_decode, spec_decode.t5x_compat, spec_decode.formats.t5x, "
-        "spec_decode.seqio_tasks, spec_decode.t5x_compat.inference; "
+        "spec_decode.t5x_compat.seqio_tasks, spec_decode.t5x_compat.inference; "
         "print(sorted(m for m in ('seqio', 'tensorflow') if m in sys.modules))"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
@@ -121,7 +121,7 @@ def test_core_imports_neither_seqio_nor_tensorflow():
 
 
 def test_missing_seqio_says_how_to_install(monkeypatch, tmp_path):
-    from spec_decode.seqio_tasks import register_text_task, task_examples
+    from spec_decode.t5x_compat.seqio_tasks import register_text_task, task_examples
 
     monkeypatch.setitem(sys.modules, "seqio", None)  # makes `import seqio` raise ImportError
     with pytest.raises(ImportError, match=r"spec_decode\[seqio\]"):

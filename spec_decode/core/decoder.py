@@ -137,7 +137,8 @@ class SpeculativeDecoder:
         if self.draft is None:
             state = self._autoregressive_round(params, state)
         elif self.gamma == "auto":
-            gamma = self.policy.choose(state.accepted_per_round, state.gamma_per_round, state.rounds)
+            record = (state.accepted_per_round, state.gamma_per_round, state.rounds)
+            gamma = self.policy.choose(*record)
             branches = [
                 functools.partial(self._round_of, gamma=g) for g in range(self.max_drafts + 1)
             ]

@@ -98,7 +98,7 @@ class GammaPolicy:
         cost = g * self.costs.draft + jnp.asarray(self.costs.verify, jnp.float32)
         return tokens / cost
 
-    def choose(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array, rounds) -> jax.Array:
+    def choose(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array, rounds):
         """g for the next round, from the rounds so far ([B, R] accepted, [R] gamma; -1 = none)."""
         taken = accepted_per_round >= 0
         accepted = jnp.sum(jnp.where(taken, accepted_per_round, 0))

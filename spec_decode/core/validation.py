@@ -139,6 +139,6 @@ def check_vocab(target, draft) -> None:
 
 def model_max_length(*models) -> int | None:
     """The smallest ``max_length`` any model declares (None when none declares one)."""
-    limits = [getattr(m, "max_length", None) for m in models]
+    limits = [m.max_length for m in models]
     limits = [int(x) for x in limits if x is not None]
     return min(limits) if limits else None

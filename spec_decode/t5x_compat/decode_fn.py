@@ -35,7 +35,7 @@ import numpy as np
 from spec_decode.core.contract import LanguageModel, Params
 from spec_decode.core.decoder import speculative_decode
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs
-from spec_decode.t5.decoding_model import T5Inputs
+from spec_decode.models.t5 import T5DecodeParams
 
 # T5X treats temperatures at or below this as argmax (decoding.MIN_TEMPERATURE).
 MIN_TEMPERATURE = 1e-4
@@ -179,10 +179,10 @@ def speculative_sample(
 def repeat_rows(params: Params, times: int) -> Params:
     """Params for a batch whose rows are each repeated ``times`` in place.
 
-    Only ``T5Inputs`` carry per-row data (the encoder tokens); other params are shared by all
+    Only ``T5DecodeParams`` carry per-row data (the encoder tokens); other params are shared by all
     rows and returned unchanged.
     """
-    if isinstance(params, T5Inputs):
+    if isinstance(params, T5DecodeParams):
         return params.replace(
             encoder_input_tokens=jnp.repeat(params.encoder_input_tokens, times, axis=0)
         )

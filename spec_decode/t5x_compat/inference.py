@@ -204,7 +204,7 @@ def _examples(model, input_file, task_name, task_module, split, lengths):
         return examples, vocabulary
     if task_module:
         importlib.import_module(task_module)
-    from spec_decode import seqio_tasks
+    from spec_decode.t5x_compat import seqio_tasks
 
     return seqio_tasks.task_examples(task_name, split, lengths)
 

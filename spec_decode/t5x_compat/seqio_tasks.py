@@ -1,6 +1,6 @@
 """seqio Tasks over your own text or TSV files (the optional 'seqio' extra).
 
-    from spec_decode.seqio_tasks import register_text_task
+    from spec_decode.t5x_compat.seqio_tasks import register_text_task
     register_text_task("my_inputs", ["data/*.txt"], "sentencepiece.model")
     # scripts/infer.py ... --gin.MIXTURE_OR_TASK_NAME="'my_inputs'" \
     #     --gin.MIXTURE_OR_TASK_MODULE="'my_tasks'"     (the module that registers it)

@@ -1,7 +1,0 @@
-"""Old import path of ``spec_decode.core.contract``: the same module under its former name."""
-
-import sys
-
-from spec_decode.core import contract as _module
-
-sys.modules[__name__] = _module
