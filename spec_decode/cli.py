@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from spec_decode.app import registry
 from spec_decode.core import stats
+from spec_decode.core.validation import check_gamma
 
 
 def _int_at_least(name: str, minimum: int):
@@ -48,7 +49,18 @@ def _float_in(name: str, low: float, high: float, low_open: bool, allowed: str):
     return parse
 
 
-GAMMA = _int_at_least("gamma", 1)
+def GAMMA(text: str):  # noqa: N802 (an argparse type, like the parsers above)
+    """A number of drafts per round, or "auto" (chosen each round from measured costs)."""
+    if text == "auto":
+        return text
+    value = _int_at_least("gamma", 1)(text)
+    try:
+        check_gamma(value, with_draft=True)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
 MAX_NEW_TOKENS = _int_at_least("max_new_tokens", 1)
 TEMPERATURE = _float_in("temperature", 0, math.inf, False, "it must be a number >= 0")
 TOP_P = _float_in("top_p", 0, 1, True, "it must be in (0, 1]")
@@ -67,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--target", default=registry.DEFAULT_TARGET, choices=registry.TARGETS)
     gen.add_argument("--draft", default=registry.DEFAULT_DRAFT, choices=registry.DRAFTS)
     gen.add_argument("--mode", default="speculative", choices=("speculative", "autoregressive"))
-    gen.add_argument("--gamma", type=GAMMA, default=4, help="draft tokens per round (default 4)")
+    gen.add_argument(
+        "--gamma", type=GAMMA, default=4,
+        help="draft tokens per round (default 4), or 'auto': chosen each round from alpha so "
+        "far and this machine's measured draft and verification costs",
+    )  # fmt: skip
     gen.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="0 = greedy (default 1)")
     gen.add_argument("--top-k", type=_int_at_least("top_k", 0), default=0, help="0 = off")
     gen.add_argument("--top-p", type=TOP_P, default=1.0, help="1 = off")
@@ -100,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=registry.DRAFTS,
         help="default: the shipped neural draft",
     )
-    demo.add_argument("--gamma", type=GAMMA, default=4, help="draft tokens per round (default 4)")
+    demo.add_argument(
+        "--gamma", type=GAMMA, default=4, help="draft tokens per round (default 4) or 'auto'"
+    )
     demo.add_argument(
         "--max-new-tokens", type=MAX_NEW_TOKENS, default=64, help="per prompt (default 64)"
     )

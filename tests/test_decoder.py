@@ -168,3 +168,24 @@ def test_params_must_be_a_pair():
     prompts, lengths = _prompts(1)
     with pytest.raises(ValueError, match="params of type dict is not allowed"):
         decoder.run({"target": TARGET_PARAMS}, prompts, lengths)
+
+
+def test_greedy_acceptance_equals_accept_reject_on_one_hot_distributions():
+    """The argmax fast path is accept_reject itself when p and q are one-hot (ties included)."""
+    from spec_decode.core.rejection import accept_greedy, accept_reject
+    from spec_decode.core.sampling import adjusted_probs
+
+    rng = np.random.default_rng(0)
+    greedy = SamplingConfig(temperature=0.0)
+    for k in (1, 3, 6):
+        logits = jnp.asarray(rng.integers(0, 3, (64, k + 1, 5)), jnp.float32)  # many ties
+        draft_logits = jnp.asarray(rng.integers(0, 3, (64, k, 5)), jnp.float32)
+        p, q = adjusted_probs(logits, greedy), adjusted_probs(draft_logits, greedy)
+        x = jnp.argmax(draft_logits, axis=-1).astype(jnp.int32)
+        # Half the rows copy the target's choices, so long accepted runs occur too.
+        x = jnp.where(jnp.arange(64)[:, None] < 32, jnp.argmax(logits[:, :k], -1), x)
+        want = accept_reject(p, q, x, jax.random.key(k))
+        got = accept_greedy(logits, x)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert int(jnp.sum(got[0] == k)) > 0 and int(jnp.sum(got[0] < k)) > 0

@@ -40,7 +40,7 @@ GREEDY = SamplingConfig(temperature=0.0)
 @dataclasses.dataclass(frozen=True)
 class DemoOptions:
     draft: str = registry.DEFAULT_DRAFT
-    gamma: int = 4
+    gamma: int | str = 4  # or "auto": chosen each round over costs measured here
     max_new_tokens: int = 64
     repeats: int = 3
     prompts: tuple[str, ...] = PROMPTS
@@ -49,7 +49,8 @@ class DemoOptions:
     def __post_init__(self):
         registry.check_name("draft", self.draft, registry.DRAFTS)
         registry.check_name("target", self.target, registry.TARGETS)
-        check_gamma(self.gamma, with_draft=True)
+        if self.gamma != "auto":
+            check_gamma(self.gamma, with_draft=True)
         check_int("max_new_tokens", self.max_new_tokens, 1)
         check_int("repeats", self.repeats, 1)
         if not self.prompts:
@@ -68,7 +69,12 @@ def run_demo(options: DemoOptions = DemoOptions(), progress: bool = True) -> dic
     batches = [make_batch([(ids, jax.random.key(0))], width, 0) for ids in encoded]
     common = dict(max_new_tokens=options.max_new_tokens, sampling=GREEDY, eos_id=tokenizer.eos_id)
     plain = SpeculativeDecoder(target.model, **common)
-    speculative = SpeculativeDecoder(target.model, draft, options.gamma, **common)
+    policy = None
+    if options.gamma == "auto":
+        from spec_decode.bench.costs import auto_policy
+
+        policy = auto_policy(target.model, target.params, draft, draft_params, batch=1)
+    speculative = SpeculativeDecoder(target.model, draft, options.gamma, policy=policy, **common)
     params = DecoderParams(target.params, draft_params)
     decoders: dict[str, Callable[[Any], DecodeResult]] = {
         "autoregressive": lambda b: plain.run(params, b.tokens, b.lengths, b.keys),

@@ -36,7 +36,8 @@ class GenerateOptions:
       target, draft: names from ``registry.TARGETS`` / ``registry.DRAFTS`` (the draft is not
         loaded in autoregressive mode).
       mode: "speculative" or "autoregressive".
-      gamma: draft tokens per round (speculative mode).
+      gamma: draft tokens per round (speculative mode), or "auto": chosen each round by a
+        ``GammaPolicy`` over costs measured on this machine at the batch size (up to max_gamma).
       sampling: temperature / top-k / top-p, applied to target and draft alike.
       seed: the root of every row's key.
       max_new_tokens: per sample; a sample also stops at the tokenizer's EOS.
@@ -48,7 +49,8 @@ class GenerateOptions:
     target: str = registry.DEFAULT_TARGET
     draft: str = registry.DEFAULT_DRAFT
     mode: str = "speculative"
-    gamma: int = 4
+    gamma: int | str = 4
+    max_gamma: int = 6
     sampling: SamplingConfig = SamplingConfig()
     seed: int = 0
     max_new_tokens: int = 128
@@ -60,7 +62,9 @@ class GenerateOptions:
         registry.check_name("target", self.target, registry.TARGETS)
         registry.check_name("draft", self.draft, registry.DRAFTS)
         registry.check_name("mode", self.mode, MODES)
-        check_gamma(self.gamma, with_draft=True)
+        if self.gamma != "auto":
+            check_gamma(self.gamma, with_draft=True)
+        check_gamma(self.max_gamma, with_draft=True)
         check_int("seed", self.seed, 0)
         check_int("max_new_tokens", self.max_new_tokens, 1)
         check_int("num_samples", self.num_samples, 1)
@@ -123,19 +127,31 @@ def encode_prompts(
 
 
 def make_decoder(
-    options: GenerateOptions, target: registry.Target
+    options: GenerateOptions, target: registry.Target, batch_size: int = 1
 ) -> tuple[SpeculativeDecoder, DecoderParams]:
-    """The decoder for the options' mode, draft and sampling, and its params."""
-    draft, draft_params = None, None
+    """The decoder for the options' mode, draft and sampling, and its params.
+
+    With gamma "auto" the round costs are measured here, for ``batch_size`` rows.
+    """
+    draft, draft_params, gamma, policy = None, None, None, None
     if options.mode == "speculative":
         draft, draft_params = registry.load_draft(options.draft, target)
+        gamma = options.gamma
+        if gamma == "auto":
+            from spec_decode.bench.costs import auto_policy
+
+            policy = auto_policy(
+                target.model, target.params, draft, draft_params, batch=batch_size,
+                max_gamma=options.max_gamma,
+            )  # fmt: skip
     decoder = SpeculativeDecoder(
         target.model,
         draft,
-        gamma=options.gamma if draft is not None else None,
+        gamma=gamma,
         max_new_tokens=options.max_new_tokens,
         sampling=options.sampling,
         eos_id=target.tokenizer.eos_id,
+        policy=policy,
     )
     return decoder, DecoderParams(target.params, draft_params)
 
@@ -149,7 +165,6 @@ def iter_generate(prompts: Sequence[str], options: GenerateOptions) -> Iterator[
     """Samples as each batch of rows finishes."""
     target = registry.load_target(options.target)
     encoded = encode_prompts(prompts, target, options.chat)
-    decoder, params = make_decoder(options, target)
     width = max(len(ids) for ids in encoded)
     rows = [
         (i, j, encoded[i], sample_key(options.seed, i, j))
@@ -157,6 +172,7 @@ def iter_generate(prompts: Sequence[str], options: GenerateOptions) -> Iterator[
         for j in range(options.num_samples)
     ]
     size = min(options.batch_size, len(rows))
+    decoder, params = make_decoder(options, target, size)
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         # Pad the last batch with copies of its last row: every call has one shape.
@@ -179,7 +195,7 @@ def stream_generate(
     target = registry.load_target(options.target)
     encoded = encode_prompts(prompts, target, options.chat)
     width = max(len(ids) for ids in encoded)
-    decoder, params = make_decoder(options, target)
+    decoder, params = make_decoder(options, target, options.num_samples)
     for i, (prompt, ids) in enumerate(zip(prompts, encoded, strict=True)):
         keys = [sample_key(options.seed, i, j) for j in range(options.num_samples)]
         batch = make_batch([(ids, key) for key in keys], width, _pad(target))

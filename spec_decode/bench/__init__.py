@@ -1,6 +1,7 @@
 """Measuring decoders: timing, acceptance, cost ratio, and the paper's predictions beside them;
 what compiled programs communicate (``hlo``)."""
 
+from spec_decode.bench.costs import auto_policy, in_loop_seconds, measure_round_costs
 from spec_decode.bench.hlo import collective_counts, weight_gathers
 from spec_decode.bench.measure import (
     BenchConfig,
@@ -15,7 +16,10 @@ from spec_decode.bench.measure import (
 __all__ = [
     "BenchConfig",
     "analytic_alpha",
+    "auto_policy",
     "collective_counts",
+    "in_loop_seconds",
+    "measure_round_costs",
     "measure_cost_ratio",
     "measure_pair",
     "packed_continuations",

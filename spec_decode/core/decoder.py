@@ -45,7 +45,7 @@ from spec_decode.core.commit import commit_round
 from spec_decode.core.contract import LanguageModel, Params, rollback
 from spec_decode.core.keys import round_keys, row_keys
 from spec_decode.core.policy import GammaPolicy
-from spec_decode.core.rejection import accept_reject
+from spec_decode.core.rejection import accept_greedy, accept_reject
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
 from spec_decode.core.state import DecodeResult, DecodeState
 from spec_decode.core.steps import draft_block, parallel_verify
@@ -233,17 +233,23 @@ class SpeculativeDecoder:
     ) -> DecodeState:
         """Draft gamma tokens, verify them in one target call, accept/reject, commit."""
         draft_keys, accept_keys = round_keys(state.keys, state.rounds, 2)
+        greedy = self.sampling.greedy  # argmax all through: no [B, K+1, V] distributions
         draft_tokens, draft_probs, draft_cache = draft_block(
             self.draft, params.draft, state.draft_cache, state.pending, state.num_pending,
-            draft_keys, gamma=gamma, sampling=self.sampling,
+            draft_keys, gamma=gamma, sampling=self.sampling, return_probs=not greedy,
         )  # fmt: skip
-        target_probs, target_cache = parallel_verify(
-            self.target, params.target, state.target_cache, state.pending[:, 1], draft_tokens,
-            sampling=self.sampling,
-        )  # fmt: skip
-        num_accepted, next_token = accept_reject(
-            target_probs, draft_probs, draft_tokens, accept_keys
-        )
+        if greedy:
+            tokens = jnp.concatenate([state.pending[:, 1:], draft_tokens], axis=1)  # [B, K+1]
+            logits, target_cache = self.target.extend(params.target, tokens, state.target_cache)
+            num_accepted, next_token = accept_greedy(logits, draft_tokens)
+        else:
+            target_probs, target_cache = parallel_verify(
+                self.target, params.target, state.target_cache, state.pending[:, 1],
+                draft_tokens, sampling=self.sampling,
+            )  # fmt: skip
+            num_accepted, next_token = accept_reject(
+                target_probs, draft_probs, draft_tokens, accept_keys
+            )
         state = state.replace(target_cache=target_cache, draft_cache=draft_cache)
         return commit_round(
             state, num_accepted, next_token, draft_tokens,
@@ -254,8 +260,11 @@ class SpeculativeDecoder:
         """One target call, one sampled token, committed like a round with no drafts."""
         (sample_keys,) = round_keys(state.keys, state.rounds, 1)
         logits, cache = self.target.extend(params.target, state.pending[:, 1:], state.target_cache)
-        probs = adjusted_probs(logits[:, 0], self.sampling)  # [B, V]
-        token = jax.vmap(sample_from)(sample_keys, probs)  # [B]
+        if self.sampling.greedy:
+            token = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)  # what one-hot p draws
+        else:
+            probs = adjusted_probs(logits[:, 0], self.sampling)  # [B, V]
+            token = jax.vmap(sample_from)(sample_keys, probs)  # [B]
         no_drafts = jnp.zeros((token.shape[0], 0), jnp.int32)
         state = state.replace(target_cache=cache)
         return commit_round(

@@ -84,3 +84,22 @@ def accept_reject_given_uniforms(p, q, x, r, key_next):
     mass = jnp.sum(residual)
     residual = jnp.where(mass > 0, residual / jnp.where(mass > 0, mass, 1.0), p_next)
     return n.astype(jnp.int32), sample_from(key_next, residual)
+
+
+def accept_greedy(
+    target_logits: jax.Array,  # [B, K+1, V] (any float dtype)
+    draft_tokens: jax.Array,  # [B, K] int32: the draft's argmax tokens
+) -> tuple[jax.Array, jax.Array]:
+    """``accept_reject`` for argmax sampling, without building one-hot distributions.
+
+    With p_i and q_i one-hot, r * q_i(x_i) < p_i(x_i) holds exactly when x_i is the target's
+    argmax, and the residual norm(max(0, p - q)) of a rejection is p itself: so n is the length
+    of the leading run of x_i == argmax p_i, and the next token is argmax p_{n+1} (ties to the
+    lowest id, as ``adjusted_probs``). Returns num_accepted [B] and next_token [B], int32.
+    """
+    choice = jnp.argmax(target_logits, axis=-1).astype(jnp.int32)  # [B, K+1]
+    k = draft_tokens.shape[1]
+    matches = (choice[:, :k] == draft_tokens).astype(jnp.int32)  # [B, K]
+    num_accepted = jnp.sum(jnp.cumprod(matches, axis=1), axis=1)  # leading run
+    next_token = jnp.take_along_axis(choice, num_accepted[:, None], axis=1)[:, 0]
+    return num_accepted.astype(jnp.int32), next_token

@@ -40,6 +40,7 @@ class RowCounts(NamedTuple):
     accepted_tokens: jax.Array
     examined_drafts: jax.Array
     histogram: jax.Array  # [B, gamma + 1]: rounds that accepted 0, 1, .., gamma drafts
+    rounds_per_gamma: jax.Array  # [B, gamma + 1]: rounds that made 0, 1, .., gamma drafts
 
 
 def row_counts(result) -> RowCounts:
@@ -51,6 +52,7 @@ def row_counts(result) -> RowCounts:
     rejections = jnp.sum(taken & (per_round < drafts), axis=1)
     buckets = jnp.arange(result.gamma + 1)
     histogram = jnp.sum(per_round[:, :, None] == buckets, axis=1)  # [B, gamma + 1]
+    made = taken[:, :, None] & (drafts[:, :, None] == buckets)  # [B, R, gamma + 1]
     return RowCounts(
         generated_tokens=jnp.asarray(result.lengths),
         target_calls=jnp.asarray(result.target_calls),
@@ -60,6 +62,7 @@ def row_counts(result) -> RowCounts:
         accepted_tokens=accepted,
         examined_drafts=accepted + rejections,
         histogram=histogram.astype(jnp.int32),
+        rounds_per_gamma=jnp.sum(made, axis=1).astype(jnp.int32),
     )
 
 
@@ -99,4 +102,5 @@ def summarize(results, row: int | None = None) -> dict[str, Any]:
         "accepted_per_drafted": accepted / drafted if drafted else None,
         "tokens_per_target_call": generated / calls if calls else None,
         "acceptance_histogram": [int(n) for n in total["histogram"]],
+        "rounds_per_gamma": [int(n) for n in total["rounds_per_gamma"]],
     }

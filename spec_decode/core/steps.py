@@ -23,7 +23,8 @@ def draft_block(
     *,
     gamma: int,
     sampling: SamplingConfig,
-) -> tuple[jax.Array, jax.Array, Cache]:
+    return_probs: bool = True,
+) -> tuple[jax.Array, jax.Array | None, Cache]:
     """Draw gamma draft tokens x_1..x_gamma and their adjusted draft distributions q_1..q_gamma.
 
     This is a whole block of gamma draft calls (``draft_step`` is its former name).
@@ -39,11 +40,15 @@ def draft_block(
              2      |  [x_gamma, t]   |  position 1   |  L + 2 + (gamma - 1)
              1      |  [t, t]         |  position 0   |  L + 1 + (gamma - 1)
 
+    With greedy sampling the tokens are the argmax of the logits (what sampling the one-hot
+    q_i gives), and ``return_probs=False`` skips building q (``draft_probs`` is then None).
+
     Returns:
       draft_tokens: int32 [B, K] with K = gamma.
-      draft_probs: float32 [B, K, V].
+      draft_probs: float32 [B, K, V] (None with ``return_probs=False`` and greedy sampling).
       cache: the draft cache, holding the pending tokens and x_1..x_{gamma-1}.
     """
+    fast_greedy = sampling.greedy and not return_probs
     batch = pending.shape[0]
     two_pending = (num_pending == 2)[:, None]  # [B, 1]
     first_tokens = jnp.where(two_pending, pending, pending[:, 1:].repeat(2, axis=1))  # [B, 2]
@@ -54,6 +59,8 @@ def draft_block(
     step_keys = jax.vmap(lambda k: jax.random.split(k, gamma))(keys)  # [B, K]
 
     def draw(logits, key_column):
+        if fast_greedy:
+            return jnp.argmax(logits, axis=-1).astype(jnp.int32), None
         probs = adjusted_probs(logits, sampling)  # [B, V]
         return jax.vmap(sample_from)(key_column, probs), probs
 
@@ -69,6 +76,8 @@ def draft_block(
         body, (token, cache), jnp.swapaxes(step_keys[:, 1:], 0, 1)
     )  # [K-1, B], [K-1, B, V]
     draft_tokens = jnp.concatenate([token[:, None], jnp.swapaxes(tokens_rest, 0, 1)], axis=1)
+    if fast_greedy:
+        return draft_tokens, None, cache
     draft_probs = jnp.concatenate([probs[:, None], jnp.swapaxes(probs_rest, 0, 1)], axis=1)
     return draft_tokens, draft_probs, cache
 

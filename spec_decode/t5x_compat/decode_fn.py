@@ -5,7 +5,7 @@ eos_id, num_decodes, decode_rng, cache_offset`` and sampling keywords (``tempera
 topp, max_decode_steps, ...``) and expects ``(decodes [B, num_decodes, L], scores [B,
 num_decodes])``, sorted so the best decode is last. ``speculative_sample`` takes the same
 keywords with ``temperature_sample``'s meaning and returns the same values, but decodes with
-the core's ``speculative_decode``.
+the core's ``SpeculativeDecoder``.
 
 The target and the draft enter by keyword, each as ``(model, params)`` of the model contract
 (for T5: ``(T5Decoding(config), make_t5_inputs(params, encoder_input_tokens))``); bind them with
@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_decode.core.contract import LanguageModel, Params
-from spec_decode.core.decoder import speculative_decode
+from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
+from spec_decode.core.policy import GammaPolicy
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 from spec_decode.models.t5 import T5DecodeParams
 
@@ -94,7 +95,9 @@ def speculative_sample(
     *,
     target: tuple[LanguageModel, Params] | None = None,
     draft: tuple[LanguageModel, Params] | None = None,
-    gamma: int = 4,
+    gamma: int | str = 4,
+    gamma_policy: GammaPolicy | None = None,
+    max_gamma: int = 6,
     return_statistics: bool = False,
     mesh: jax.sharding.Mesh | None = None,
     rules: Any = None,
@@ -119,7 +122,10 @@ def speculative_sample(
         tokens that verification decides gamma at a time).
       target: (model, params) that the samples are distributed as; required.
       draft: (model, params) proposing gamma tokens per round; required, same vocabulary.
-      gamma: draft tokens per round.
+      gamma: draft tokens per round, or "auto": each round's gamma in 0..max_gamma chosen by
+        ``gamma_policy`` (a ``spec_decode.core.policy.GammaPolicy``); without one, the round
+        costs are measured here once per models and batch size (not possible inside a jit:
+        pass the policy there).
       return_statistics: also return a dict of [B, num_decodes] int32 arrays
         ``accepted_tokens`` (draft tokens that verification accepted, over the row's rounds),
         ``target_calls``, ``draft_calls`` (counted while the row was active, the prefill not
@@ -144,7 +150,8 @@ def speculative_sample(
         )
     batch, length = _check_inputs(inputs)
     _check_count("num_decodes", num_decodes)
-    _check_count("gamma", gamma)
+    if gamma != "auto":
+        _check_count("gamma", gamma)
     steps = _max_steps(max_decode_steps, max_decode_steps_hard_limit, length)
     if not isinstance(eos_id, numbers.Integral) or not 0 <= eos_id < target_model.vocab_size:
         raise ValueError(
@@ -161,11 +168,16 @@ def speculative_sample(
         target_params = repeat_rows(target_params, num_decodes)
         draft_params = repeat_rows(draft_params, num_decodes)
     key = jax.random.PRNGKey(0) if decode_rng is None else decode_rng
-    result = speculative_decode(
-        target_model, target_params, draft_model, draft_params, prompt, num_prompt + 1, key,
-        gamma=gamma, max_new_tokens=max_new, sampling=sampling, eos_id=int(eos_id), pad_id=0,
-        mesh=mesh, rules=rules,
+    if gamma == "auto" and gamma_policy is None:
+        gamma_policy = _measured_policy(
+            target_model, target_params, draft_model, draft_params, prompt.shape[0], max_gamma
+        )
+    decoder = SpeculativeDecoder(
+        target_model, draft_model, gamma, max_new_tokens=max_new, sampling=sampling,
+        eos_id=int(eos_id), pad_id=0, mesh=mesh, rules=rules,
+        policy=gamma_policy if gamma == "auto" else None,
     )  # fmt: skip
+    result = decoder.run(DecoderParams(target_params, draft_params), prompt, num_prompt + 1, key)
     decodes, generated = _assemble(prompt, num_prompt, result.tokens, result.lengths, steps)
     scores = sequence_scores(
         target_model, target_params, decodes, num_prompt, generated, sampling, rescale_log_probs
@@ -266,6 +278,18 @@ def _regroup(decodes, scores, generated, result, num_decodes: int):
         return jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
 
     return regroup(decodes), regroup(scores), jax.tree.map(regroup, stats)
+
+
+def _measured_policy(target, target_params, draft, draft_params, batch, max_gamma):
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(target_params)):
+        raise ValueError(
+            "gamma='auto' with gamma_policy=None is not allowed inside jax.jit: the round costs "
+            "are measured by running the models; pass gamma_policy="
+            "spec_decode.bench.auto_policy(...) measured outside the jit"
+        )
+    from spec_decode.bench.costs import auto_policy
+
+    return auto_policy(target, target_params, draft, draft_params, batch=batch, max_gamma=max_gamma)
 
 
 def _check_prompts(inputs) -> int | None:

@@ -49,7 +49,8 @@ class SpeculativeEncoderDecoderModel(EncoderDecoderModelBase):
         keywords (default ``speculative_sample``; bind its sampling settings with gin).
       draft: a ``T5Config``, a T5 network module (ours or T5X's), a ``T5Decoding``, or any
         ``spec_decode.LanguageModel`` (e.g. an n-gram draft); same vocabulary size as the target.
-      gamma: draft tokens per round (a ``decoder_params['gamma']`` overrides it per call).
+      gamma: draft tokens per round, or "auto" (chosen each round over measured costs; see
+        ``speculative_sample``); a ``decoder_params['gamma']`` overrides it per call.
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class SpeculativeEncoderDecoderModel(EncoderDecoderModelBase):
         default_decoder_params: Any = None,
         *,
         draft: Any = None,
-        gamma: int = 4,
+        gamma: int | str = 4,
     ):
         self.target_model = T5Decoding(t5_config_of(module, "module"))
         self.draft_model = draft_model_of(draft)
@@ -75,8 +76,10 @@ class SpeculativeEncoderDecoderModel(EncoderDecoderModelBase):
                 f"draft vocab_size={self.draft_model.vocab_size} is not allowed: it must equal "
                 f"the target's vocab_size={self.target_model.vocab_size}"
             )
-        if isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 1:
-            raise ValueError(f"gamma={gamma!r} is not allowed: it must be an integer >= 1")
+        if gamma != "auto" and (isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 1):
+            raise ValueError(
+                f"gamma={gamma!r} is not allowed: it must be an integer >= 1 or 'auto'"
+            )
         self.gamma = gamma
         if decode_fn is None:
             decode_fn = speculative_sample
