@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from spec_decode.core.contract import LanguageModel, Params
+from spec_decode.core.sampling import SamplingConfig
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 NGRAM_ASSETS = ASSETS / "smollm2_ngrams"
@@ -32,6 +33,13 @@ DEFAULT_TARGET = "smollm2-135m"
 DEFAULT_DRAFT = "smollm2-draft"
 TARGETS = ("smollm2-135m",)
 DRAFTS = ("smollm2-draft", "bigram", "unigram", "prompt-lookup")
+# Each target's own recommended sampling and where it is stated: the CLI's default.
+RECOMMENDED_SAMPLING = {
+    "smollm2-135m": (
+        SamplingConfig(temperature=0.2, top_p=0.9),
+        "SmolLM2-135M-Instruct's model card (its GGUF file ships no sampling settings)",
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
