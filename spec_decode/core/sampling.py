@@ -52,10 +52,15 @@ class SamplingConfig:
 
 
 def _scalar(value):
-    """A Python, numpy or concrete 0-d JAX number as a Python/numpy scalar; else ``value``."""
-    if isinstance(value, (jax.Array, np.ndarray)) and not isinstance(value, jax.core.Tracer):
-        if value.shape == () and np.issubdtype(value.dtype, np.number):
-            return value.item()
+    """A numpy, ml_dtypes (bfloat16) or concrete 0-d JAX number as a Python int / float; any
+    other value unchanged (and then refused by the checks)."""
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    if dtype is None or shape != () or isinstance(value, jax.core.Tracer):
+        return value
+    if jnp.issubdtype(dtype, jnp.integer):
+        return int(value)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return float(value)
     return value
 
 
