@@ -20,13 +20,27 @@ EXTRAS = {
     # version.
     "seqio": ["seqio>=0.0.20", "tensorflow>=2.21,<2.22", "tensorflow-text>=2.21,<2.22"],
     "bench": ["matplotlib>=3.7"],
-    "test": ["pytest>=8", "scipy>=1.10", "ruff>=0.5", "nbclient>=0.10", "ipykernel>=6"],
+    "test": [
+        "pytest>=8",
+        "scipy>=1.10",
+        "ruff>=0.5",
+        "nbclient>=0.10",
+        "ipykernel>=6",
+        "hypothesis>=6.100",
+    ],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 # The top-level configs/ (gin files) is installed as the package spec_decode.configs.
 CONFIG_PACKAGES = ["spec_decode.configs"] + [
     f"spec_decode.configs.{name}"
     for name in find_namespace_packages(where="configs", exclude=["__pycache__*"])
+]
+
+# The data folders under spec_decode/assets/ are packages too (setuptools installs only files of
+# listed packages, and warns about importable folders that are not listed).
+ASSET_PACKAGES = ["spec_decode.assets"] + [
+    f"spec_decode.assets.{name}"
+    for name in find_namespace_packages(where="spec_decode/assets", exclude=["__pycache__*"])
 ]
 
 setup(
@@ -36,9 +50,14 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    packages=find_packages(include=["spec_decode", "spec_decode.*"]) + CONFIG_PACKAGES,
+    packages=find_packages(include=["spec_decode", "spec_decode.*"])
+    + ASSET_PACKAGES
+    + CONFIG_PACKAGES,
     package_dir={"spec_decode.configs": "configs"},
-    package_data={"spec_decode": ["assets/**/*"], "spec_decode.configs": ["**/*.gin"]},
+    package_data={
+        **{name: ["*.json", "*.npz"] for name in ASSET_PACKAGES},
+        "spec_decode.configs": ["**/*.gin"],
+    },
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=["jax>=0.4.30", "flax>=0.10", "numpy>=1.24", "optax>=0.2", "tqdm>=4.60"],

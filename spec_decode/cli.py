@@ -17,18 +17,19 @@ from collections.abc import Sequence
 
 from spec_decode.app import registry
 from spec_decode.core import stats
-from spec_decode.core.validation import check_gamma
+from spec_decode.core.validation import MAX_GAMMA
 
 
-def _int_at_least(name: str, minimum: int):
+def _int_at_least(name: str, minimum: int, maximum: int | None = None, why: str = ""):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            allowed = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
             raise argparse.ArgumentTypeError(
-                f"{name}={text!r} is not allowed: it must be an integer >= {minimum}"
+                f"{name}={text!r} is not allowed: it must be {allowed}{why}"
             )
         return value
 
@@ -50,19 +51,16 @@ def _float_in(name: str, low: float, high: float, low_open: bool, allowed: str):
 
 
 def GAMMA(text: str):  # noqa: N802 (an argparse type, like the parsers above)
-    """A number of drafts per round, or "auto" (chosen each round from measured costs)."""
+    """A number of drafts per round (1..MAX_GAMMA), or "auto" (chosen each round)."""
     if text == "auto":
         return text
-    value = _int_at_least("gamma", 1)(text)
-    try:
-        check_gamma(value, with_draft=True)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
+    return _int_at_least("gamma", 1, MAX_GAMMA, " (drafts per round)")(text)
 
 
 MAX_NEW_TOKENS = _int_at_least("max_new_tokens", 1)
-TEMPERATURE = _float_in("temperature", 0, math.inf, False, "it must be a number >= 0")
+TEMPERATURE = _float_in(
+    "temperature", 0, sys.float_info.max, False, "it must be a finite number >= 0"
+)
 TOP_P = _float_in("top_p", 0, 1, True, "it must be in (0, 1]")
 
 
@@ -84,9 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="draft tokens per round (default 4), or 'auto': chosen each round from alpha so "
         "far and this machine's measured draft and verification costs",
     )  # fmt: skip
-    gen.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="0 = greedy (default 1)")
-    gen.add_argument("--top-k", type=_int_at_least("top_k", 0), default=0, help="0 = off")
-    gen.add_argument("--top-p", type=TOP_P, default=1.0, help="1 = off")
+    recommended = "; ".join(
+        f"{name}: temperature {config.temperature:g}, top-k {config.top_k}, "
+        f"top-p {config.top_p:g}, from {source}"
+        for name, (config, source) in registry.RECOMMENDED_SAMPLING.items()
+    )
+    gen.add_argument(
+        "--temperature",
+        type=TEMPERATURE,
+        help="0 = greedy. Without --temperature, --top-k and --top-p the target's own "
+        f"recommended sampling is used ({recommended}); giving any of the three replaces it, "
+        "the ones not given being off (temperature 1, top-k 0, top-p 1)",
+    )
+    gen.add_argument("--top-k", type=_int_at_least("top_k", 0), help="0 = off")
+    gen.add_argument("--top-p", type=TOP_P, help="1 = off")
     gen.add_argument("--seed", type=_int_at_least("seed", 0), default=0)
     gen.add_argument("--max-new-tokens", type=MAX_NEW_TOKENS, default=128)
     gen.add_argument(
@@ -143,16 +152,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"spec-decode {args.command}: error: {error}\n")
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from spec_decode.app import generation
+def sampling_from_args(args: argparse.Namespace):
+    """The target's recommended sampling, unless any of the three options is given."""
     from spec_decode.core.sampling import SamplingConfig
 
-    prompts = (
-        [args.prompt] if args.prompt is not None else generation.read_prompt_file(args.prompt_file)
-    )
+    given = (args.temperature, args.top_k, args.top_p)
+    if given == (None, None, None) and args.target in registry.RECOMMENDED_SAMPLING:
+        return registry.RECOMMENDED_SAMPLING[args.target][0]
+    defaults = (1.0, 0, 1.0)
+    return SamplingConfig(*(d if g is None else g for g, d in zip(given, defaults, strict=True)))
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from spec_decode.app import generation
+
+    if args.prompt is not None:
+        prompts = [generation.check_prompt_text("prompt", args.prompt)]
+    else:
+        prompts = generation.read_prompt_file(args.prompt_file)
     options = generation.GenerateOptions(
         target=args.target, draft=args.draft, mode=args.mode, gamma=args.gamma,
-        sampling=SamplingConfig(args.temperature, args.top_k, args.top_p), seed=args.seed,
+        sampling=sampling_from_args(args), seed=args.seed,
         max_new_tokens=args.max_new_tokens, num_samples=args.num_samples, chat=args.chat,
         batch_size=args.batch_size,
     )  # fmt: skip

@@ -176,7 +176,29 @@ def format_report(report: dict[str, Any]) -> str:
         f"speculative:            {report['speculative_seconds']:.2f} s",
         f"speedup:                {report['speedup']:.2f}x",
     ]
+    if report["speedup"] < 1:
+        lines.append(slowdown_reason(report))
     return "\n".join(lines)
+
+
+def slowdown_reason(report: dict[str, Any]) -> str:
+    """One line on why speculative was slower: tokens per round vs what a round costs.
+
+    speedup = (tokens per target call) / (a round's time in autoregressive steps), exactly, as
+    both decoders emit the same greedy tokens; a round is gamma draft calls plus one target call
+    over gamma + 1 tokens, so if that call costs one step each draft call costs
+    c = (round - 1) / gamma of a target step.
+    """
+    per_call, gamma = report["tokens_per_target_call"], report["gamma"]
+    round_cost = per_call / report["speedup"]
+    c = (round_cost - 1) / gamma
+    c_text = f"c ~ {c:.2f} if verifying costs one step" if c > 0 else "the draft looks free"
+    return (
+        f"why below 1:            a round emits {per_call:.2f} tokens per target call "
+        f"(alpha {_number(report['alpha'])}) but costs {round_cost:.2f} autoregressive steps "
+        f"({gamma} draft calls + 1 verification; {c_text}): {per_call:.2f} / {round_cost:.2f} "
+        f"= {report['speedup']:.2f}x"
+    )
 
 
 def _number(value: float | None) -> str:

@@ -224,17 +224,49 @@ def _pad(target: registry.Target) -> int:
     return 0 if pad is None else pad
 
 
+def check_prompt_text(name: str, text: str) -> str:
+    """``text`` if it is a string the tokenizer can encode (valid Unicode); else a ValueError.
+
+    A lone surrogate ("\\ud800" escaped in JSON, or invalid UTF-8 bytes on the command line,
+    which Python keeps as surrogates) has no UTF-8 form, so no tokenizer can read it.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{name}={text!r} is not allowed: a prompt must be a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{name}={_shorten(text)!r} is not allowed: it holds {text[error.start]!r} at "
+            f"character {error.start}, a lone surrogate that is not valid Unicode (invalid UTF-8 "
+            "bytes, or an unpaired \\ud800-\\udfff escape); pass valid UTF-8 text"
+        ) from None
+    return text
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def read_prompt_file(path: str) -> list[str]:
-    """Prompts from a JSONL file: one ``{"prompt": "..."}`` object per non-empty line."""
+    """Prompts from a JSONL file (UTF-8): one ``{"prompt": "..."}`` object per non-empty line."""
     import json
 
     try:
-        with open(path, encoding="utf-8") as file:
-            lines = file.read().splitlines()
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as error:
         raise ValueError(f"prompt_file={path!r} cannot be read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"prompt_file={path!r} is not UTF-8 text (byte {error.start}, line {line}: "
+            f"{data[error.start : error.start + 1]!r}; is it a binary file?): it must be a JSONL "
+            'file, one {"prompt": "..."} object per line'
+        ) from None
     prompts = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -249,7 +281,9 @@ def read_prompt_file(path: str) -> list[str]:
                 f"prompt_file={path!r} line {number} is not allowed: each line must be an object "
                 'with a string "prompt", like {"prompt": "..."}'
             )
-        prompts.append(record["prompt"])
+        prompts.append(
+            check_prompt_text(f"prompt_file={path!r} line {number}: prompt", record["prompt"])
+        )
     if not prompts:
         raise ValueError(f"prompt_file={path!r} holds no prompts: it has no non-empty lines")
     return prompts

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spec_decode.core.contract import LanguageModel, Params
+from spec_decode.core.sampling import SamplingConfig
 from spec_decode.distill import ngrams
 
 NGRAM_ASSETS = ngrams.ASSET_DIR
@@ -32,6 +33,13 @@ DEFAULT_TARGET = "smollm2-135m"
 DEFAULT_DRAFT = "smollm2-draft"
 TARGETS = ("smollm2-135m",)
 DRAFTS = ("smollm2-draft", "bigram", "unigram", "prompt-lookup")
+# Each target's own recommended sampling and where it is stated: the CLI's default.
+RECOMMENDED_SAMPLING = {
+    "smollm2-135m": (
+        SamplingConfig(temperature=0.2, top_p=0.9),
+        "SmolLM2-135M-Instruct's model card (its GGUF file ships no sampling settings)",
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -185,6 +185,7 @@ class SpeculativeDecoder:
             prompt_lengths,
             self.max_new_tokens,
             validation.model_max_length(*self.models),
+            vocab_size=self.target.vocab_size,
         )
         keys = row_keys(jax.random.key(0) if key is None else key, batch)
         if prompt_lengths is None:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+_ALLOWED = (
+    "pass an integer seed, a key from jax.random.key / jax.random.PRNGKey, or a batch of B such "
+    "keys"
+)
 
 
-def as_typed_key(key: jax.Array) -> jax.Array:
-    """Accept new-style typed keys or legacy raw uint32 [..., 2] keys; return typed keys."""
+def as_typed_key(key) -> jax.Array:
+    """Typed keys from an int seed (``jax.random.key(seed)``), new-style typed keys or legacy
+    raw uint32 [..., 2] keys."""
+    if isinstance(key, numbers.Integral) and not isinstance(key, (bool, np.bool_)):
+        return jax.random.key(int(key))
+    if not hasattr(key, "dtype") or not hasattr(key, "shape"):
+        raise ValueError(f"key={key!r} of type {type(key).__name__} is not allowed: {_ALLOWED}")
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
     if key.dtype != jnp.uint32 or key.shape[-1:] != (2,):
         raise ValueError(
-            f"key with dtype={key.dtype} and shape={key.shape} is not allowed: pass a key from "
-            "jax.random.key / jax.random.PRNGKey, or a batch of B such keys"
+            f"key with dtype={key.dtype} and shape={key.shape} is not allowed: {_ALLOWED}"
         )
     return jax.random.wrap_key_data(key)
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from spec_decode.core.keys import as_typed_key
+from spec_decode.core.keys import row_keys
 from spec_decode.core.sampling import sample_from
+
+# How far from 1 a distribution's sum may be: float32 softmax over a 50k vocabulary is off by
+# ~1e-5; log-probabilities or unnormalised weights are off by far more.
+SUM_TOLERANCE = 1e-3
 
 
 def accept_reject(
     target_probs: jax.Array,  # [B, K+1, V] float32: p_1 .. p_{K+1}
     draft_probs: jax.Array,  # [B, K, V] float32: q_1 .. q_K
     draft_tokens: jax.Array,  # [B, K] int32: x_1 .. x_K, x_i drawn from q_i
-    key: jax.Array,  # one key, or [B] keys (one per row)
+    key: jax.Array,  # an int seed, one key, or [B] keys (one per row)
+    *,
+    check: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """Keep a prefix of the draft and draw one more token so that the output follows p exactly.
 
@@ -32,16 +39,78 @@ def accept_reject(
         3 |  5  |   0.80   |   0.20   | 0.70 | no  (0.56 >= 0.20)  -> n = 2
         next token ~ norm(max(0, p_3 - q_3)); the round emits x_1, x_2, next (3 tokens).
 
+    Checks: shapes, dtypes (float probabilities, integer ids) and the key's batch always; with
+    ``check=True`` and concrete (not traced) inputs also the values: every probability finite
+    and >= 0, every distribution summing to 1 within ``SUM_TOLERANCE``, every draft id in
+    [0, V). Values traced by ``jax.jit`` (as in the decoder's round) skip the value checks on
+    their own; ``check=False`` skips them for concrete inputs too (a hot Python loop).
+
     Returns:
       num_accepted: int32 [B] in 0..K.
       next_token: int32 [B].
     """
+    target_probs, draft_probs, draft_tokens = (
+        x if isinstance(x, jax.Array) else np.asarray(x)
+        for x in (target_probs, draft_probs, draft_tokens)
+    )
     _check_shapes(target_probs, draft_probs, draft_tokens)
+    _check_dtypes(target_probs, draft_probs, draft_tokens)
+    if check:
+        _check_values(target_probs, draft_probs, draft_tokens)
     batch = draft_tokens.shape[0]
-    key = as_typed_key(key)
-    keys = jax.random.split(key, batch) if key.ndim == 0 else key
-    draft_tokens = draft_tokens.astype(jnp.int32)
+    keys = row_keys(key, batch)
+    draft_tokens = jnp.asarray(draft_tokens, jnp.int32)
+    target_probs = jnp.asarray(target_probs, jnp.float32)
+    draft_probs = jnp.asarray(draft_probs, jnp.float32)
     return jax.vmap(_accept_reject_row)(target_probs, draft_probs, draft_tokens, keys)
+
+
+def _check_dtypes(target_probs, draft_probs, draft_tokens) -> None:
+    for name, probs in (("target_probs", target_probs), ("draft_probs", draft_probs)):
+        if not jnp.issubdtype(probs.dtype, jnp.floating):
+            raise ValueError(
+                f"{name} with dtype={probs.dtype} is not allowed: it must hold float "
+                "probabilities (e.g. spec_decode.adjusted_probs of the logits)"
+            )
+    if not jnp.issubdtype(draft_tokens.dtype, jnp.integer):
+        raise ValueError(
+            f"draft_tokens with dtype={draft_tokens.dtype} is not allowed: it must hold "
+            "integer token ids"
+        )
+
+
+def _check_values(target_probs, draft_probs, draft_tokens) -> None:
+    """Concrete values only: a traced array cannot be read, so it is left to the caller."""
+    vocab = draft_probs.shape[-1]
+    for name, probs in (("target_probs", target_probs), ("draft_probs", draft_probs)):
+        if isinstance(probs, jax.core.Tracer):
+            continue
+        probs = np.asarray(probs, np.float64)
+        bad = ~np.isfinite(probs) | (probs < 0)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name}[{', '.join(map(str, where))}]={probs[where]} is not allowed: "
+                "probabilities must be finite and >= 0 (log-probabilities are not accepted; "
+                "pass jnp.exp of them)"
+            )
+        sums = probs.sum(-1)
+        off = np.abs(sums - 1) > SUM_TOLERANCE
+        if off.any():
+            where = tuple(int(i) for i in np.argwhere(off)[0])
+            raise ValueError(
+                f"{name}[{', '.join(map(str, where))}] sums to {sums[where]:.6g}, which is not "
+                f"allowed: each distribution over V={vocab} must sum to 1 within {SUM_TOLERANCE}"
+            )
+    if not isinstance(draft_tokens, jax.core.Tracer):
+        tokens = np.asarray(draft_tokens)
+        bad = (tokens < 0) | (tokens >= vocab)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"draft_tokens[{row}, {col}]={int(tokens[row, col])} is not allowed: ids must be "
+                f"in [0, {vocab}) (V from draft_probs)"
+            )
 
 
 def _check_shapes(target_probs, draft_probs, draft_tokens) -> None:

@@ -6,15 +6,21 @@ exact for the adjusted target distribution. Probabilities are float32 whatever t
 
 Order of the adjustments: temperature, then top-k, then top-p (as in most samplers). A
 temperature of 0 means argmax: the one-hot of the largest logit, ties to the lowest id; top-k
-and top-p are then irrelevant.
+and top-p are then irrelevant. A tiny positive temperature (down to the smallest float) gives
+the limit it approaches, all the mass on the largest logit(s), never a NaN: the logits are
+shifted so their maximum is 0 before they are scaled, and the scale is clamped to float32's
+range.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +28,12 @@ class SamplingConfig:
     """Static (hashable) sampling settings; a change recompiles, as with any static field.
 
     Attributes:
-      temperature: 0 for argmax, else logits are divided by it. Must be >= 0.
+      temperature: 0 for argmax, else logits are divided by it. Finite and >= 0.
       top_k: keep the k most likely tokens (ties at the k-th value are all kept); 0 = off.
       top_p: keep the smallest set of most likely tokens whose mass reaches top_p; 1 = off.
+
+    Numbers of any numeric type are accepted (Python, numpy or 0-d JAX scalars) and stored as
+    Python ``float`` / ``int``, so equal settings hash equal and compile once.
     """
 
     temperature: float = 1.0
@@ -33,20 +42,44 @@ class SamplingConfig:
 
     def __post_init__(self):
         validate_sampling(self.temperature, self.top_k, self.top_p)
+        object.__setattr__(self, "temperature", float(_scalar(self.temperature)))
+        object.__setattr__(self, "top_k", int(_scalar(self.top_k)))
+        object.__setattr__(self, "top_p", float(_scalar(self.top_p)))
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
 
 
+def _scalar(value):
+    """A numpy, ml_dtypes (bfloat16) or concrete 0-d JAX number as a Python int / float; any
+    other value unchanged (and then refused by the checks)."""
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    if dtype is None or shape != () or isinstance(value, jax.core.Tracer):
+        return value
+    if jnp.issubdtype(dtype, jnp.integer):
+        return int(value)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return float(value)
+    return value
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def validate_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Raise a ValueError naming the argument, its value and what is allowed."""
-    if not isinstance(temperature, (int, float)) or not temperature >= 0:
-        raise ValueError(f"temperature={temperature!r} is not allowed: it must be a number >= 0")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+    t, k, p = _scalar(temperature), _scalar(top_k), _scalar(top_p)
+    if not _is_real(t) or not 0 <= t < math.inf:
+        raise ValueError(
+            f"temperature={temperature!r} is not allowed: it must be a finite number >= 0 "
+            "(0 = argmax)"
+        )
+    if not isinstance(k, numbers.Integral) or isinstance(k, (bool, np.bool_)) or k < 0:
         raise ValueError(f"top_k={top_k!r} is not allowed: it must be an integer >= 0 (0 = off)")
-    if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r} is not allowed: it must be in (0, 1] (1 = off)")
+    if not _is_real(p) or not 0 < p <= 1:
+        raise ValueError(f"top_p={top_p!r} is not allowed: it must be a number in (0, 1] (1 = off)")
 
 
 def adjusted_probs(logits: jax.Array, config: SamplingConfig) -> jax.Array:
@@ -58,7 +91,13 @@ def adjusted_probs(logits: jax.Array, config: SamplingConfig) -> jax.Array:
     vocab = logits.shape[-1]
     if config.temperature == 0:
         return jax.nn.one_hot(jnp.argmax(logits, axis=-1), vocab, dtype=jnp.float32)
-    logits = logits / config.temperature
+    # Dividing raw logits by a tiny temperature overflows to inf (inf - inf = NaN in softmax), and
+    # a float32 temperature below ~1e-38 may be flushed to 0. Shift first, so the largest logit is
+    # exactly 0 and stays 0 under any scale, then multiply by 1/T clamped to float32's range.
+    finfo = np.finfo(np.float32)
+    scale = min(max(1.0 / config.temperature, float(finfo.tiny)), float(finfo.max))
+    shifted = logits - jnp.max(logits, axis=-1, keepdims=True)  # <= 0, -inf stays -inf
+    logits = jnp.where(shifted == 0, 0.0, shifted * scale)
     if 0 < config.top_k < vocab:
         kth = jax.lax.top_k(logits, config.top_k)[0][..., -1:]  # [..., 1]
         logits = jnp.where(logits >= kth, logits, -jnp.inf)

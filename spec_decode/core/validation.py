@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import jax
@@ -78,8 +79,20 @@ def check_sampling(sampling) -> None:
         )
 
 
-def check_prompts(prompt_tokens, prompt_lengths, max_new_tokens: int, max_length: int | None):
-    """Validate prompts [B, P] and lengths [B]; return (B, P, lengths as an array)."""
+def check_prompts(
+    prompt_tokens,
+    prompt_lengths,
+    max_new_tokens: int,
+    max_length: int | None,
+    vocab_size: int | None = None,
+):
+    """Validate prompts [B, P] and lengths [B]; return (B, P, lengths as an array).
+
+    Concrete values are checked here, before tracing: integer ids in [0, V) everywhere (padding
+    included), lengths in [1, P]. Values traced by an outer ``jax.jit`` cannot be read now, so
+    the same checks are staged into the computation as a host callback that fails the call
+    (a ``JaxRuntimeError`` carrying the same message) instead of returning a wrong row.
+    """
     shape = np.shape(prompt_tokens)
     if len(shape) != 2:
         raise ValueError(
@@ -91,6 +104,7 @@ def check_prompts(prompt_tokens, prompt_lengths, max_new_tokens: int, max_length
         raise ValueError(f"prompt_tokens with batch size B={batch} is not allowed: B must be >= 1")
     if width < 1:
         raise ValueError(f"prompt_tokens with width P={width} is not allowed: P must be >= 1")
+    _check_integer_dtype("prompt_tokens", prompt_tokens, "token ids")
     if prompt_lengths is None:
         prompt_lengths = np.full((batch,), width, np.int32)
     if np.shape(prompt_lengths) != (batch,):
@@ -98,13 +112,13 @@ def check_prompts(prompt_tokens, prompt_lengths, max_new_tokens: int, max_length
             f"prompt_lengths with shape={np.shape(prompt_lengths)} is not allowed: "
             f"it must be [B] = ({batch},)"
         )
+    _check_integer_dtype("prompt_lengths", prompt_lengths, "lengths")
+    traced = _is_traced(prompt_lengths) or _is_traced(prompt_tokens)
+    if not _is_traced(prompt_tokens) and vocab_size is not None:
+        _check_ids(np.asarray(prompt_tokens), vocab_size)
     if not _is_traced(prompt_lengths):
         lengths = np.asarray(prompt_lengths)
-        if lengths.min() < 1 or lengths.max() > width:
-            raise ValueError(
-                f"prompt_lengths={lengths.tolist()} is not allowed: each must be in [1, {width}] "
-                "(a prompt holds at least one token, e.g. BOS)"
-            )
+        _check_lengths(lengths, width)
         longest = int(lengths.max())
         if max_length is not None and longest + max_new_tokens > max_length:
             raise ValueError(
@@ -117,7 +131,46 @@ def check_prompts(prompt_tokens, prompt_lengths, max_new_tokens: int, max_length
             f"prompt width P={width} + max_new_tokens={max_new_tokens} is not allowed: it exceeds "
             f"the model's maximum length {max_length}"
         )
+    if traced:
+        jax.debug.callback(
+            functools.partial(_check_at_run_time, width=width, vocab_size=vocab_size),
+            prompt_tokens,
+            prompt_lengths,
+        )
     return batch, width, prompt_lengths
+
+
+def _check_integer_dtype(name: str, value, what: str) -> None:
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    if not np.issubdtype(dtype, np.integer):
+        raise ValueError(
+            f"{name} with dtype={dtype} is not allowed: {what} must be integers (a float such as "
+            "5.7 would be silently truncated)"
+        )
+
+
+def _check_ids(tokens: np.ndarray, vocab_size: int) -> None:
+    bad = (tokens < 0) | (tokens >= vocab_size)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"prompt_tokens[{row}, {col}]={int(tokens[row, col])} is not allowed: every id, "
+            f"padding included, must be in [0, {vocab_size}) (the models' vocab_size; pad with 0)"
+        )
+
+
+def _check_lengths(lengths: np.ndarray, width: int) -> None:
+    if lengths.min() < 1 or lengths.max() > width:
+        raise ValueError(
+            f"prompt_lengths={lengths.tolist()} is not allowed: each must be in [1, {width}] "
+            "(a prompt holds at least one token, e.g. BOS)"
+        )
+
+
+def _check_at_run_time(tokens, lengths, *, width: int, vocab_size: int | None) -> None:
+    _check_lengths(np.asarray(lengths), width)
+    if vocab_size is not None:
+        _check_ids(np.asarray(tokens), vocab_size)
 
 
 def check_eos(eos_id, vocab_size: int) -> None:

@@ -124,11 +124,12 @@ class SmolLM2Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; special tokens written in it (``<|im_end|>``) stay whole."""
-        return self.tokenizer.encode(text).ids
+        return self.tokenizer.encode(_check_text("text", text)).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, encoded in parallel."""
-        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+        texts = [_check_text(f"texts[{i}]", text) for i, text in enumerate(texts)]
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """The text of ``ids`` (invalid UTF-8 from a cut multi-byte character becomes U+FFFD)."""
@@ -167,6 +168,23 @@ class SmolLM2Tokenizer:
 
     def _token_or_empty(self, token_id: int | None) -> str:
         return "" if token_id is None else self.tokenizer.id_to_token(token_id)
+
+
+def _check_text(name: str, text: str) -> str:
+    """The Rust tokenizer takes only valid Unicode; say which text is not, instead of its
+    ``TypeError: TextInputSequence must be str``."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name}={text!r} is not allowed: it must be a str")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise ValueError(
+            f"{name}={shown!r} is not allowed: character {error.start} ({text[error.start]!r}) is "
+            "a lone surrogate, not valid Unicode (from invalid UTF-8 bytes or an unpaired "
+            "\\ud800-\\udfff escape)"
+        ) from None
+    return text
 
 
 def _raise_template_error(message: str) -> None:
