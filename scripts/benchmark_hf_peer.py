@@ -8,7 +8,8 @@ weights (the shipped ``smollm2-draft`` as a full-vocabulary transformers Llama) 
   - transformers `generate` with its default dynamic cache;
   - transformers with `cache_implementation="static"` and `torch.compile` (its fastest);
   - transformers assisted generation (`assistant_model=`);
-  - ours: `autoregressive_decode` and `speculative_decode`.
+  - ours: the autoregressive decoder, the speculative one at --gamma and at gamma "auto" (round
+    costs measured first, in the loop).
 Every output is compared with plain greedy decoding. EOS is ignored so each run makes exactly
 --max-new-tokens tokens.
 """
@@ -27,9 +28,15 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spec_decode import SamplingConfig, autoregressive_decode, speculative_decode  # noqa: E402
+from spec_decode import (  # noqa: E402
+    DecoderParams,
+    SamplingConfig,
+    SpeculativeDecoder,
+    autoregressive_decode,
+    speculative_decode,
+)
 from spec_decode.app import registry  # noqa: E402
-from spec_decode.bench import time_calls  # noqa: E402
+from spec_decode.bench import auto_policy, time_calls  # noqa: E402
 from spec_decode.formats.hf_llama import to_hf_llama  # noqa: E402
 
 PROMPT = "Explain in a few sentences why the sky is blue."
@@ -72,6 +79,12 @@ def main(argv=None) -> int:
         default=3,
         help="untimed runs per decoder first (torch.compile and CUDA graphs settle in these)",
     )
+    parser.add_argument(
+        "--compile-warmup",
+        type=int,
+        default=10,
+        help="untimed runs of the static-cache compiled peer (its recompiles settle in these)",
+    )
     parser.add_argument("--out", default="peer_results")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
@@ -110,7 +123,7 @@ def main(argv=None) -> int:
     if not args.no_compile:
         # transformers compiles the forward itself when the cache is static.
         results["transformers_static_compiled"] = _timed(
-            hf_run(hf_target, cache_implementation="static"), args.repeats, args.warmup
+            hf_run(hf_target, cache_implementation="static"), args.repeats, args.compile_warmup
         )
     prompt_array = jnp.array([prompt], jnp.int32)
     common = dict(max_new_tokens=n, sampling=SamplingConfig(temperature=0.0))
@@ -120,6 +133,11 @@ def main(argv=None) -> int:
     results["ours_speculative"] = _timed(
         lambda: np.asarray(speculative_decode(target, target_params, draft, draft_params,
                                               prompt_array, gamma=args.gamma, **common)
+                           .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
+    policy = auto_policy(target, target_params, draft, draft_params, batch=1)
+    auto = SpeculativeDecoder(target, draft, "auto", policy=policy, **common)
+    results["ours_speculative_auto"] = _timed(
+        lambda: np.asarray(auto.run(DecoderParams(target_params, draft_params), prompt_array)
                            .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
     ours_plain = results["ours_autoregressive"][1]
     table = {
@@ -133,6 +151,8 @@ def main(argv=None) -> int:
     table["_meta"] = {"device": str(jax.devices()[0]), "torch_device": device,
                       "max_new_tokens": n, "gamma": args.gamma, "torch": torch.__version__,
                       "repeats": args.repeats, "warmup": args.warmup,
+                      "compile_warmup": args.compile_warmup,
+                      "auto_costs": {"c": policy.costs.draft, "verify": policy.costs.verify},
                       "jax": jax.__version__}  # fmt: skip
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
