@@ -10,17 +10,13 @@ form. The pure pieces of a round, ``draft_block`` (``draft_step``), ``parallel_v
 
 from spec_decode import _legacy_paths
 from spec_decode.core.contract import Cache, LanguageModel, rollback
-from spec_decode.core.decoder import (
-    DecoderParams,
-    DecodeStream,
-    SpeculativeDecoder,
-    autoregressive_decode,
-    speculative_decode,
-)
+from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
+from spec_decode.core.functional import autoregressive_decode, speculative_decode
 from spec_decode.core.rejection import accept_reject
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 from spec_decode.core.state import DecodeResult, DecodeState
 from spec_decode.core.steps import draft_block, draft_step, parallel_verify
+from spec_decode.core.stream import DecodeStream
 
 __all__ = [
     "Cache",

@@ -16,7 +16,7 @@ import sys
 # old module or package -> new one (a package's submodules follow by prefix)
 MOVED = {
     "spec_decode.contract": "spec_decode.core.contract",
-    "spec_decode.decode": "spec_decode.core.decoder",
+    "spec_decode.decode": "spec_decode.core.functional",
     "spec_decode.keys": "spec_decode.core.keys",
     "spec_decode.reference": "spec_decode.core.reference",
     "spec_decode.rejection": "spec_decode.core.rejection",

@@ -49,7 +49,7 @@ def test_old_paths_work_in_a_fresh_interpreter():
         "from spec_decode.decode import speculative_decode\n"
         "from spec_decode.sampling import SamplingConfig\n"
         "from spec_decode.t5.cache import T5Cache\n"
-        "import spec_decode.core.decoder as new, spec_decode.models.t5.cache as cache\n"
+        "import spec_decode.core.functional as new, spec_decode.models.t5.cache as cache\n"
         "assert speculative_decode is new.speculative_decode and T5Cache is cache.T5Cache\n"
         "import sys; assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules\n"
     )

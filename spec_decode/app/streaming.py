@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spec_decode.core.decoder import DecodeStream
+from spec_decode.core.stream import DecodeStream
 
 __all__ = ["DecodeStream", "TextStream"]
 

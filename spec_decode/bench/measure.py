@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_decode.core import theory
-from spec_decode.core.decoder import autoregressive_decode, speculative_decode
+from spec_decode.core.functional import autoregressive_decode, speculative_decode
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 
 

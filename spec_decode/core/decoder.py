@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import jax
@@ -160,6 +159,8 @@ class SpeculativeDecoder:
     def stream(self, params: DecoderParams, prompt_tokens, prompt_lengths=None, key=None):
         """A ``DecodeStream``: iterate to run rounds; the tokens are ``run``'s for the same key."""
         params = _as_params(params)
+        from spec_decode.core.stream import DecodeStream  # it imports this module
+
         return DecodeStream(self, params, self.init(params, prompt_tokens, prompt_lengths, key))
 
     def result(self, state: DecodeState) -> DecodeResult:
@@ -376,89 +377,3 @@ def _run(decoder: SpeculativeDecoder, params, prompt_tokens, prompt_lengths, key
         lambda state: jnp.any(~state.done), lambda state: decoder.round(params, state), state
     )
     return decoder.result(state)
-
-
-class DecodeStream:
-    """Rounds one jitted call at a time; each step yields what every row committed in it.
-
-    The rounds are ``SpeculativeDecoder.round``, the same function the while loop runs, from
-    the same initial state, so the tokens equal ``run``'s for the same keys. Iterating twice
-    continues where the first iteration stopped; ``result()`` gives the ``DecodeResult`` so far.
-    """
-
-    def __init__(self, decoder: SpeculativeDecoder, params: DecoderParams, state: DecodeState):
-        self._decoder, self._params, self._state = decoder, params, state
-        self._emitted = np.zeros((state.tokens.shape[0],), np.int64)
-
-    @property
-    def state(self) -> DecodeState:
-        return self._state
-
-    def __iter__(self) -> Iterator[list[np.ndarray]]:
-        while not bool(np.all(np.asarray(self._state.done))):
-            self._state = _round(self._decoder, self._params, self._state)
-            num_generated = np.asarray(self._state.num_generated)
-            tokens = np.asarray(self._state.tokens)
-            new = [tokens[b, self._emitted[b] : n] for b, n in enumerate(num_generated)]
-            self._emitted = num_generated.astype(np.int64)
-            yield new
-
-    def result(self) -> DecodeResult:
-        return self._decoder.result(self._state)
-
-
-# -- the functional API (kept: users import these) ------------------------------------------
-
-
-def speculative_decode(
-    target: LanguageModel,
-    target_params: Params,
-    draft: LanguageModel,
-    draft_params: Params,
-    prompt_tokens: jax.Array,  # [B, P] int32, right-padded
-    prompt_lengths: jax.Array | None = None,  # [B] int32 in 1..P (default: all P)
-    key: jax.Array | None = None,  # one key, or [B] keys for batch-independent rows
-    *,
-    gamma: int = 4,
-    max_new_tokens: int = 32,
-    sampling: SamplingConfig = SamplingConfig(),
-    eos_id: int | None = None,
-    pad_id: int = 0,
-    mesh: jax.sharding.Mesh | None = None,
-    rules: sharding.Rules | None = None,
-) -> DecodeResult:
-    """Generate up to ``max_new_tokens`` per row, distributed exactly as the target would.
-
-    Rows advance independently: each keeps its own accepted prefix every round (no row waits
-    for another or is cut to the batch minimum), stops at its own EOS, and a row's tokens depend
-    only on its prompt and its key, not on the other rows. ``SpeculativeDecoder(...).run``.
-    """
-    if draft is None:
-        raise ValueError("draft=None is not allowed here: use autoregressive_decode")
-    decoder = SpeculativeDecoder(
-        target, draft, gamma, max_new_tokens, sampling, eos_id, pad_id, mesh, rules
-    )
-    return decoder.run(
-        DecoderParams(target_params, draft_params), prompt_tokens, prompt_lengths, key
-    )
-
-
-def autoregressive_decode(
-    model: LanguageModel,
-    params: Params,
-    prompt_tokens: jax.Array,  # [B, P] int32, right-padded
-    prompt_lengths: jax.Array | None = None,  # [B]
-    key: jax.Array | None = None,
-    *,
-    max_new_tokens: int = 32,
-    sampling: SamplingConfig = SamplingConfig(),
-    eos_id: int | None = None,
-    pad_id: int = 0,
-    mesh: jax.sharding.Mesh | None = None,
-    rules: sharding.Rules | None = None,
-) -> DecodeResult:
-    """The baseline: one target call per token, same loop, same prefill, same stopping."""
-    decoder = SpeculativeDecoder(
-        model, None, None, max_new_tokens, sampling, eos_id, pad_id, mesh, rules
-    )
-    return decoder.run(DecoderParams(params, None), prompt_tokens, prompt_lengths, key)
