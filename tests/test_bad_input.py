@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_cli import run
 from toy import ToyLM
 
 from spec_decode import DecoderParams, SamplingConfig, SpeculativeDecoder, accept_reject
 from spec_decode.app import demo
 from spec_decode.app.generation import read_prompt_file
-from spec_decode.cli import main
 from spec_decode.core import rejection
 from spec_decode.core.sampling import adjusted_probs
 
@@ -31,12 +31,7 @@ PROMPTS = np.array([[1, 2, 3], [4, 5, 0]], np.int32)
 
 
 def run_cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run(argv, capsys)
 
 
 # --- temperatures ----------------------------------------------------------------------------

@@ -22,14 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spec_decode import (
-    DecoderParams,
-    SamplingConfig,
-    SpeculativeDecoder,
-    autoregressive_decode,
-    speculative_decode,
-)
-from spec_decode.app import GenerateOptions, TextStream, registry
+from spec_decode.app import GenerateOptions, registry
 from spec_decode.cli import main
 from spec_decode.drafts import (
     SparseBigramDraft,
@@ -40,7 +33,6 @@ from spec_decode.drafts import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stats import SIGNIFICANCE, detectable_tv, goodness_of_fit  # noqa: E402
-from toy import ToyLM  # noqa: E402
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -105,53 +97,6 @@ def test_prompt_file_errors(content, expected, tmp_path, capsys):
 def test_options_errors(field, value, expected):
     with pytest.raises(ValueError, match=expected):
         GenerateOptions(**{field: value})
-
-
-# --- streaming == the while loops (tiny history-dependent models) ---------------------------
-
-
-def test_stream_equals_while_loops():
-    """Sampled (temperature 1, top-p 0.9); greedy streaming is checked on SmolLM2 below."""
-    sampling = SamplingConfig(temperature=1.0, top_p=0.9)
-    target, draft = ToyLM(23), ToyLM(23)
-    target_params = target.init(jax.random.key(0))
-    draft_params = draft.init(jax.random.key(1), scale=1.0)
-    prompts = jnp.array([[5, 6, 7, 8, 9], [9, 10, 0, 0, 0], [3, 0, 0, 0, 0]], jnp.int32)
-    lengths = jnp.array([5, 2, 1], jnp.int32)
-    keys = jax.random.split(jax.random.key(3), 3)
-    common = dict(max_new_tokens=20, sampling=sampling, eos_id=1)
-    speculative = speculative_decode(
-        target, target_params, draft, draft_params, prompts, lengths, keys, gamma=3, **common
-    )
-    plain = autoregressive_decode(target, target_params, prompts, lengths, keys, **common)
-    cases = [((draft, draft_params), speculative), ((None, None), plain)]
-    for (model, params), expected in cases:
-        decoder = SpeculativeDecoder(target, model, 3 if model else None, **common)
-        stream = decoder.stream(DecoderParams(target_params, params), prompts, lengths, keys)
-        streamed = [[] for _ in range(3)]
-        for new_tokens in stream:
-            for row, tokens in enumerate(new_tokens):
-                streamed[row] += tokens.tolist()
-        result = stream.result()
-        for name in ("tokens", "lengths", "target_calls", "draft_calls", "accepted_per_round"):
-            np.testing.assert_array_equal(getattr(result, name), getattr(expected, name), name)
-        for row in range(3):
-            assert (
-                streamed[row] == np.asarray(expected.tokens[row, : expected.lengths[row]]).tolist()
-            )
-
-
-class _ByteTokenizer:
-    def decode(self, ids, skip_special_tokens=False):
-        return bytes(ids).decode("utf-8", errors="replace")
-
-
-def test_text_stream_never_splits_a_character():
-    text = "héllo, 世界 🤖!"
-    stream = TextStream(_ByteTokenizer())
-    pieces = [stream.push([byte]) for byte in text.encode()] + [stream.flush()]
-    assert "".join(pieces) == text
-    assert not any("\ufffd" in piece for piece in pieces)
 
 
 # --- SmolLM2 through the CLI ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 
 from spec_decode.core.keys import row_keys
 from spec_decode.core.sampling import sample_from
+from spec_decode.core.validation import check_ids
 
 # How far from 1 a distribution's sum may be: float32 softmax over a 50k vocabulary is off by
 # ~1e-5; log-probabilities or unnormalised weights are off by far more.
@@ -103,14 +104,8 @@ def _check_values(target_probs, draft_probs, draft_tokens) -> None:
                 f"allowed: each distribution over V={vocab} must sum to 1 within {SUM_TOLERANCE}"
             )
     if not isinstance(draft_tokens, jax.core.Tracer):
-        tokens = np.asarray(draft_tokens)
-        bad = (tokens < 0) | (tokens >= vocab)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"draft_tokens[{row}, {col}]={int(tokens[row, col])} is not allowed: ids must be "
-                f"in [0, {vocab}) (V from draft_probs)"
-            )
+        why = "ids (V from draft_probs)"
+        check_ids("draft_tokens", np.asarray(draft_tokens), vocab, why)
 
 
 def _check_shapes(target_probs, draft_probs, draft_tokens) -> None:

@@ -149,14 +149,19 @@ def _check_integer_dtype(name: str, value, what: str) -> None:
         )
 
 
-def _check_ids(tokens: np.ndarray, vocab_size: int) -> None:
+def check_ids(name: str, tokens: np.ndarray, vocab_size: int, why: str) -> None:
+    """Every id of ``tokens`` [B, K] in [0, vocab_size); the error names the first bad one."""
     bad = (tokens < 0) | (tokens >= vocab_size)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"prompt_tokens[{row}, {col}]={int(tokens[row, col])} is not allowed: every id, "
-            f"padding included, must be in [0, {vocab_size}) (the models' vocab_size; pad with 0)"
+            f"{name}[{row}, {col}]={int(tokens[row, col])} is not allowed: {why} must be in "
+            f"[0, {vocab_size})"
         )
+
+
+def _check_ids(tokens: np.ndarray, vocab_size: int) -> None:
+    check_ids("prompt_tokens", tokens, vocab_size, "every id, padding included (pad with 0),")
 
 
 def _check_lengths(lengths: np.ndarray, width: int) -> None:
