@@ -3,7 +3,8 @@
 One concept per file:
 
     config.py   LlamaConfig, the static dimensions
-    layers.py   RMSNorm, rotary, grouped-query attention, SwiGLU, the decoder block
+    layers.py   RMSNorm, rotary, the attention and SwiGLU modules, the decoder block
+    attention.py  grouped-query attention: einsum blocks, or jax.nn.dot_product_attention
     network.py  the Flax module: embedding, scanned blocks, final norm, logits
     cache.py    LlamaCache, keys and values of every layer
     model.py    LlamaLM, the model contract (init, init_cache, extend, forward)

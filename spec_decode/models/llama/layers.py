@@ -7,17 +7,22 @@ attention with key/value head j serving query heads j*G .. j*G + G - 1 (G = N / 
 Every parameter is declared with T5X-style logical axis names ('vocab', 'embed', 'heads', 'kv',
 'mlp'); the scan over layers adds 'layers' in front. Declared parameters start at zero (norm
 scales at one): ``LlamaLM.init`` draws the random values for the whole tree at once.
+
+With ``fused_projections`` the block holds ``attention/qkv`` [D, N + 2 Nkv, H] in place of
+``query``, ``key`` and ``value``, and ``mlp/gate_up`` [D, 2, F] in place of ``gate`` and ``up``
+(``LlamaLM.fuse_params`` builds them from the canonical tree): one matmul each instead of three
+and two, which at batch 1 is one kernel launch instead of several.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from spec_decode.models.llama import attention as attention_lib
 from spec_decode.models.llama.config import LlamaConfig
 
 Dtype = Any
@@ -27,6 +32,9 @@ EMBEDDING_AXES = ("vocab", "embed")
 LM_HEAD_AXES = ("embed", "vocab")
 NORM_AXES = ("embed",)
 QUERY_AXES = ("embed", "heads", "kv")
+# The fused axes mix query, key and value heads (or gate and up): not split across devices.
+QKV_AXES = ("embed", None, "kv")
+GATE_UP_AXES = ("embed", None, "mlp")
 KEY_VALUE_AXES = ("embed", "heads", "kv")
 OUT_AXES = ("heads", "kv", "embed")
 MLP_IN_AXES = ("embed", "mlp")
@@ -70,127 +78,110 @@ class RMSNorm(nn.Module):
         return (x * scale.astype(jnp.float32)).astype(self.dtype)
 
 
-def apply_rotary(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
-    """Rotate x [B, K, N, H] by its positions [B, K] (HF "rotate half": pairs are (i, i + H/2))."""
-    head_dim = x.shape[-1]
+def rotary_table(positions: jax.Array, head_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
+    """sin, cos [B, K, 1, H/2] float32 of positions [B, K]: computed once per call and shared by
+    every layer (the same positions rotate every layer's queries and keys)."""
     inv_freq = 1.0 / theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)  # [H/2]
     angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, K, H/2]
-    sin = jnp.sin(angles)[:, :, None, :]  # [B, K, 1, H/2]
-    cos = jnp.cos(angles)[:, :, None, :]
+    return jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+
+
+def rotate(x: jax.Array, table: tuple[jax.Array, jax.Array]) -> jax.Array:
+    """Rotate x [B, K, N, H] by a ``rotary_table`` (HF "rotate half": pairs are (i, i + H/2))."""
+    sin, cos = table
     first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
     rotated = jnp.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
     return rotated.astype(x.dtype)
 
 
-def attend(query: jax.Array, blocks: list[tuple[jax.Array, jax.Array, jax.Array]]) -> jax.Array:
-    """Grouped-query attention of query [B, K, N, H] over one or more key/value blocks.
+def apply_rotary(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
+    """Rotate x [B, K, N, H] by its positions [B, K]."""
+    return rotate(x, rotary_table(positions, x.shape[-1], theta))
 
-    Each block is (keys [B, L, Nkv, H], values [B, L, Nkv, H], mask [B, K or 1, L]); one softmax
-    runs over all blocks together. Extend passes the cache and the K new positions as two blocks
-    so that the cache is only read here (it is written once, after all layers), never copied.
-    Every query must see at least one key (itself), so no row of the softmax is empty.
-    """
-    batch, num_tokens, num_heads, head_dim = query.shape
-    num_kv_heads = blocks[0][0].shape[2]
-    # Query head h = j * G + g uses key/value head j, as HF's repeat_kv.
-    query = query.reshape(batch, num_tokens, num_kv_heads, num_heads // num_kv_heads, head_dim)
-    scores = []
-    for keys, _, mask in blocks:
-        block_scores = jnp.einsum(
-            "bkjgh,bljh->bjgkl", query, keys, preferred_element_type=jnp.float32
-        ) / math.sqrt(head_dim)  # [B, Nkv, G, K, L]
-        masked_value = jnp.finfo(jnp.float32).min
-        scores.append(jnp.where(mask[:, None, None, :, :], block_scores, masked_value))
-    probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1)  # float32
-    out, start = 0.0, 0
-    for keys, values, _ in blocks:
-        block_probs = probs[..., start : start + keys.shape[1]].astype(values.dtype)
-        start += keys.shape[1]
-        out += jnp.einsum(
-            "bjgkl,bljh->bkjgh", block_probs, values, preferred_element_type=jnp.float32
-        )  # [B, K, Nkv, G, H]
-    return out.reshape(batch, num_tokens, num_heads, head_dim).astype(query.dtype)
+
+def _dense(module: nn.Module, name: str, features, axes, axis=-1) -> nn.DenseGeneral:
+    return nn.DenseGeneral(
+        features=features,
+        axis=axis,
+        use_bias=False,
+        kernel_init=declared(axes),
+        dtype=module.dtype,
+        param_dtype=module.param_dtype,
+        name=name,
+    )
 
 
 class Attention(nn.Module):
-    """Rotary grouped-query self-attention; returns its output and the new keys and values."""
+    """Rotary grouped-query self-attention; returns its output and the new keys and values.
+
+    ``fused``: one ``qkv`` projection instead of ``query``, ``key``, ``value``; ``attention``:
+    an entry of ``ATTENTION_IMPLEMENTATIONS`` (see ``attention.py``).
+    """
 
     num_heads: int
     num_kv_heads: int
     head_dim: int
-    rope_theta: float
     dtype: Dtype
     param_dtype: Dtype
+    fused: bool = False
+    attention: str = "einsum"
 
     @nn.compact
     def __call__(
         self,
         x: jax.Array,
-        positions: jax.Array,
+        rotary: tuple[jax.Array, jax.Array],
         cache: tuple[jax.Array, jax.Array] | None,
         cache_mask: jax.Array | None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        """x [B, K, D], positions [B, K]; cache (keys, values) [B, L, Nkv, H], mask [B, K or 1, L].
+        """x [B, K, D], rotary a ``rotary_table`` of the K positions; cache (keys, values)
+        [B, L, Nkv, H], mask [B, K or 1, L].
 
         Without a cache this is plain causal self-attention over the K positions.
         """
-
-        def projection(name, heads, axes):
-            return nn.DenseGeneral(
-                features=(heads, self.head_dim),
-                use_bias=False,
-                kernel_init=declared(axes),
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                name=name,
-            )
-
-        query = projection("query", self.num_heads, QUERY_AXES)(x)  # [B, K, N, H]
-        keys = projection("key", self.num_kv_heads, KEY_VALUE_AXES)(x)  # [B, K, Nkv, H]
-        values = projection("value", self.num_kv_heads, KEY_VALUE_AXES)(x)  # [B, K, Nkv, H]
-        query = apply_rotary(query, positions, self.rope_theta)
-        keys = apply_rotary(keys, positions, self.rope_theta)
+        heads, kv_heads = self.num_heads, self.num_kv_heads
+        if self.fused:
+            qkv = _dense(self, "qkv", (heads + 2 * kv_heads, self.head_dim), QKV_AXES)(x)
+            # Query and key heads rotate together: one elementwise pass.
+            rotated = rotate(qkv[:, :, : heads + kv_heads], rotary)
+            query, keys = rotated[:, :, :heads], rotated[:, :, heads:]  # [B, K, N|Nkv, H]
+            values = qkv[:, :, heads + kv_heads :]  # [B, K, Nkv, H]
+        else:
+            query = _dense(self, "query", (heads, self.head_dim), QUERY_AXES)(x)
+            keys = _dense(self, "key", (kv_heads, self.head_dim), KEY_VALUE_AXES)(x)
+            values = _dense(self, "value", (kv_heads, self.head_dim), KEY_VALUE_AXES)(x)
+            query, keys = rotate(query, rotary), rotate(keys, rotary)
 
         num_tokens = x.shape[1]
         causal = jnp.tril(jnp.ones((num_tokens, num_tokens), dtype=bool))[None]  # [1, K, K]
         blocks = [(keys, values, causal)]
         if cache is not None:
             blocks.insert(0, (cache[0], cache[1], cache_mask))
-        out = attend(query, blocks)  # [B, K, N, H]
-        out = nn.DenseGeneral(
-            features=x.shape[-1],
-            axis=(-2, -1),
-            use_bias=False,
-            kernel_init=declared(OUT_AXES),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="out",
-        )(out)
+        if self.attention == "einsum":
+            out = attention_lib.attend(query, blocks)  # [B, K, N, H]
+        else:
+            out = attention_lib.attend_fused(query, blocks, self.attention)
+        out = _dense(self, "out", x.shape[-1], OUT_AXES, axis=(-2, -1))(out)
         return out, (keys, values)
 
 
 class Mlp(nn.Module):
-    """SwiGLU: down(silu(gate(x)) * up(x))."""
+    """SwiGLU: down(silu(gate(x)) * up(x)); ``fused``: gate and up as one ``gate_up`` matmul."""
 
     mlp_dim: int
     dtype: Dtype
     param_dtype: Dtype
+    fused: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        def dense(name, features, axes):
-            return nn.DenseGeneral(
-                features=features,
-                use_bias=False,
-                kernel_init=declared(axes),
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                name=name,
-            )
-
-        gate = dense("gate", self.mlp_dim, MLP_IN_AXES)(x)  # [B, K, F]
-        up = dense("up", self.mlp_dim, MLP_IN_AXES)(x)
-        return dense("down", x.shape[-1], MLP_OUT_AXES)(nn.silu(gate) * up)
+        if self.fused:
+            gate_up = _dense(self, "gate_up", (2, self.mlp_dim), GATE_UP_AXES)(x)  # [B, K, 2, F]
+            gate, up = gate_up[..., 0, :], gate_up[..., 1, :]
+        else:
+            gate = _dense(self, "gate", self.mlp_dim, MLP_IN_AXES)(x)  # [B, K, F]
+            up = _dense(self, "up", self.mlp_dim, MLP_IN_AXES)(x)
+        return _dense(self, "down", x.shape[-1], MLP_OUT_AXES)(nn.silu(gate) * up)
 
 
 class DecoderBlock(nn.Module):
@@ -201,13 +192,14 @@ class DecoderBlock(nn.Module):
     """
 
     config: LlamaConfig
+    attention: str = "einsum"
 
     @nn.compact
     def __call__(
         self,
         x: jax.Array,
         cache: tuple[jax.Array, jax.Array] | None,
-        positions: jax.Array,
+        rotary: tuple[jax.Array, jax.Array],
         cache_mask: jax.Array | None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         cfg = self.config
@@ -217,17 +209,19 @@ class DecoderBlock(nn.Module):
             num_heads=cfg.num_heads,
             num_kv_heads=cfg.num_kv_heads,
             head_dim=cfg.head_dim,
-            rope_theta=cfg.rope_theta,
             dtype=dtype,
             param_dtype=param_dtype,
+            fused=cfg.fused_projections,
+            attention=self.attention,
             name="attention",
-        )(norm, positions, cache, cache_mask)
+        )(norm, rotary, cache, cache_mask)
         x = x + attention_out.astype(x.dtype)
         norm = RMSNorm(cfg.norm_eps, dtype, param_dtype, name="mlp_norm")(x)
         mlp_out = Mlp(
             mlp_dim=cfg.mlp_dim,
             dtype=dtype,
             param_dtype=param_dtype,
+            fused=cfg.fused_projections,
             name="mlp",
         )(norm)
         return x + mlp_out.astype(x.dtype), new_kv

@@ -17,6 +17,13 @@ the tree below give the same logits. Layers are scanned, so every layer paramete
      'final_norm': {'scale': [D]},
      'lm_head': {'kernel': [D, V]}}   # only when tie_embeddings=False
 
+With ``config.fused_projections`` the tree holds ``attention/qkv/kernel`` [Lyr, D, N + 2 Nkv, H]
+(query heads, then key heads, then value heads) instead of ``query``, ``key`` and ``value``, and
+``mlp/gate_up/kernel`` [Lyr, D, 2, F] instead of ``gate`` and ``up``. Checkpoints, GGUF files and
+transformers exports stay canonical; ``fuse_params`` makes the fused tree once, at load, and
+``unfuse_params`` goes back. ``fast_path`` (config.py) says which layer loop and attention
+kernel a backend runs with.
+
 The cache holds keys and values of every layer, [Lyr, B, L, Nkv, H] in the activation dtype, and
 per-row ``lengths`` [B]. ``extend`` never writes the cache inside the layer loop: each layer reads
 its slice and returns the K new keys and values, which are written once at each row's own end.
@@ -57,6 +64,41 @@ class LlamaLM:
     def max_length(self) -> int:
         """The longest prompt + generation callers may ask for (checked by the decoders)."""
         return self.config.max_length
+
+    @property
+    def fused(self) -> LlamaLM:
+        """This model with the fused parameter layout (``fuse_params`` makes its params)."""
+        return LlamaLM(dataclasses.replace(self.config, fused_projections=True))
+
+    def fuse_params(self, params: dict) -> dict:
+        """The canonical tree -> the fused one, for ``self.fused`` (no copy of other arrays).
+
+        The query, key and value kernels [Lyr, D, heads, H] are joined on their heads axis and
+        gate and up [Lyr, D, F] stacked on a new axis before F, so that one matmul computes
+        what three and two did: the same products, in the same dtype.
+        """
+        layer = dict(params["layers"])
+        attention, mlp = dict(layer["attention"]), dict(layer["mlp"])
+        parts = [attention.pop(name)["kernel"] for name in ("query", "key", "value")]
+        attention["qkv"] = {"kernel": jnp.concatenate(parts, axis=2)}
+        gate, up = mlp.pop("gate")["kernel"], mlp.pop("up")["kernel"]
+        mlp["gate_up"] = {"kernel": jnp.stack([gate, up], axis=2)}
+        layer["attention"], layer["mlp"] = attention, mlp
+        return {**params, "layers": layer}
+
+    def unfuse_params(self, params: dict) -> dict:
+        """The inverse of ``fuse_params``: the canonical tree that checkpoints and exports use."""
+        cfg = self.config
+        layer = dict(params["layers"])
+        attention, mlp = dict(layer["attention"]), dict(layer["mlp"])
+        qkv = attention.pop("qkv")["kernel"]
+        ends = np.cumsum([cfg.num_heads, cfg.num_kv_heads])
+        for name, part in zip(("query", "key", "value"), jnp.split(qkv, ends, axis=2), strict=True):
+            attention[name] = {"kernel": part}
+        gate_up = mlp.pop("gate_up")["kernel"]
+        mlp["gate"], mlp["up"] = {"kernel": gate_up[:, :, 0]}, {"kernel": gate_up[:, :, 1]}
+        layer["attention"], layer["mlp"] = attention, mlp
+        return {**params, "layers": layer}
 
     def _module(self, head: bool = True) -> Transformer:
         return Transformer(self.config, head)
@@ -150,6 +192,8 @@ def _init_std(cfg: LlamaConfig, path: str) -> float | None:
         "layers/attention/out/kernel": depth / math.sqrt(cfg.num_heads * cfg.head_dim),
         "layers/mlp/gate/kernel": 1.0 / math.sqrt(cfg.emb_dim),
         "layers/mlp/up/kernel": 1.0 / math.sqrt(cfg.emb_dim),
+        "layers/attention/qkv/kernel": 1.0 / math.sqrt(cfg.emb_dim),
+        "layers/mlp/gate_up/kernel": 1.0 / math.sqrt(cfg.emb_dim),
         "layers/mlp/down/kernel": depth / math.sqrt(cfg.mlp_dim),
     }[path]
 

@@ -1,4 +1,8 @@
-"""The Llama network as one Flax module: embedding, scanned decoder blocks, final norm, logits."""
+"""The Llama network as one Flax module: embedding, scanned decoder blocks, final norm, logits.
+
+The blocks are one ``nn.scan`` whatever ``layer_unroll``: unrolled or not, every layer
+parameter keeps its leading ``layers`` axis, so one tree serves both.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from spec_decode.models.llama import layers
-from spec_decode.models.llama.config import LlamaConfig
+from spec_decode.models.llama.config import LlamaConfig, fast_path
 
 
 class Transformer(nn.Module):
@@ -41,15 +45,18 @@ class Transformer(nn.Module):
             name="embed",
         )
         x = embed(tokens)  # [B, K, D]
+        unroll, attention = fast_path(cfg)
+        rotary = layers.rotary_table(positions, cfg.head_dim, cfg.rope_theta)
         blocks = nn.scan(
             layers.DecoderBlock,
             variable_axes={"params": 0},
             split_rngs={"params": True},
             in_axes=(0, nn.broadcast, nn.broadcast),
             length=cfg.num_layers,
+            unroll=unroll,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )
-        x, new_kv = blocks(cfg, name="layers")(x, cache, positions, cache_mask)
+        x, new_kv = blocks(cfg, attention, name="layers")(x, cache, rotary, cache_mask)
         x = layers.RMSNorm(cfg.norm_eps, dtype, param_dtype, name="final_norm")(x)
         if not self.head:
             return x, new_kv

@@ -39,6 +39,8 @@ class MultiHeadDotProductAttention(nn.Module):
       dtype: activation dtype.
       dropout_rate: dropout of the attention weights (broadcast over queries), when asked for.
       float32_logits: compute q.k and the softmax input in float32.
+      implementation: 'einsum' (T5X's two einsums), or 'xla' / 'cudnn' for
+        ``jax.nn.dot_product_attention`` (float32 logits always; not with dropout).
     """
 
     num_heads: int
@@ -47,6 +49,7 @@ class MultiHeadDotProductAttention(nn.Module):
     dtype: Any = jnp.float32
     dropout_rate: float = 0.0
     float32_logits: bool = False
+    implementation: str = "einsum"
 
     def setup(self):
         def projection(init):
@@ -107,6 +110,8 @@ class MultiHeadDotProductAttention(nn.Module):
         dropout_rng = None
         if not deterministic and self.dropout_rate > 0:
             dropout_rng = self.make_rng("dropout")
+        if dropout_rng is None and self.implementation != "einsum":
+            return self.out(fused_attention(query, key, value, attention_bias, self.implementation))
         x = dot_product_attention(
             query,
             key,
@@ -148,3 +153,19 @@ def dot_product_attention(
         keep = jax.random.bernoulli(dropout_rng, keep_prob, keep_shape)
         weights = weights * (keep.astype(dtype) / jnp.asarray(keep_prob, dtype))
     return jnp.einsum("bnqk,bknh->bqnh", weights, value)
+
+
+def fused_attention(
+    query: jax.Array, key: jax.Array, value: jax.Array, bias: jax.Array | None, implementation: str
+) -> jax.Array:
+    """``dot_product_attention`` through ``jax.nn.dot_product_attention``: one call that XLA
+    ('xla') or cuDNN ('cudnn') may run as a single kernel. Unscaled logits, as T5; the mask is
+    already folded into ``bias`` [B or 1, N or 1, Q, Kk] as MASKED_LOGIT entries."""
+    key, value = key.astype(query.dtype), value.astype(query.dtype)
+    if bias is not None:
+        shape = (query.shape[0], bias.shape[1], query.shape[1], key.shape[1])
+        bias = jnp.broadcast_to(bias, shape).astype(query.dtype)
+    return jax.nn.dot_product_attention(
+        query, key, value, bias=bias, scale=1.0,
+        implementation=None if implementation == "xla" else implementation,
+    )  # fmt: skip

@@ -30,6 +30,7 @@ def _attention(cfg: T5Config) -> MultiHeadDotProductAttention:
         dtype=cfg.activation_dtype,
         dropout_rate=cfg.dropout_rate,
         float32_logits=cfg.float32_attention_logits,
+        implementation=cfg.attention_implementation,
     )
 
 

@@ -12,9 +12,12 @@ import dataclasses
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from spec_decode.models.dtypes import dtype_name
+
+ATTENTION_IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
 
 _INT_FIELDS = (
     "vocab_size",
@@ -52,6 +55,11 @@ class T5Config:
       logits_via_embedding: logits = embedding-transposed projection / sqrt(D) (T5 1.0), else a
         separate ``decoder/logits_dense`` kernel (T5 1.1).
       float32_attention_logits: compute q.k in float32 whatever ``dtype``.
+      attention: not a T5X field (so a T5X config converts to the default): the kernel of the
+        attention softmax(q.k + bias) v when no dropout is asked for. 'einsum' (two einsums and
+        a softmax, as T5X), 'xla' or 'cudnn' (``jax.nn.dot_product_attention`` with the
+        relative-position bias and mask as one bias, float32 logits); None: 'xla' on GPUs,
+        where a decoder step is bound by its kernel launches, 'einsum' elsewhere.
     """
 
     vocab_size: int
@@ -66,6 +74,7 @@ class T5Config:
     dropout_rate: float = 0.1
     logits_via_embedding: bool = False
     float32_attention_logits: bool = False
+    attention: str | None = None
 
     def __post_init__(self):
         for field in _INT_FIELDS:
@@ -80,10 +89,22 @@ class T5Config:
                 raise ValueError(
                     f"{field}={getattr(self, field)!r} is not allowed: it must be True or False"
                 )
+        if self.attention not in (None, *ATTENTION_IMPLEMENTATIONS):
+            raise ValueError(
+                f"attention={self.attention!r} is not allowed: it must be None or one of "
+                f"{ATTENTION_IMPLEMENTATIONS}"
+            )
         # Frozen dataclass: normalise to hashable values (gin and JSON hand over lists and
         # jnp dtypes).
         object.__setattr__(self, "mlp_activations", _activations(self.mlp_activations))
         object.__setattr__(self, "dtype", dtype_name("dtype", self.dtype))
+
+    @property
+    def attention_implementation(self) -> str:
+        """``attention`` with None resolved for JAX's default backend (at trace time)."""
+        if self.attention is not None:
+            return self.attention
+        return "xla" if jax.default_backend() in ("gpu", "cuda", "rocm") else "einsum"
 
     @property
     def activation_dtype(self) -> jnp.dtype:
