@@ -16,6 +16,7 @@ near 0, the case where speculation must switch itself off.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -47,6 +48,10 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--gguf", default=None)
+    parser.add_argument(
+        "--layer-unroll", type=int, default=None,
+        help="target layers per scan trip (default: the backend's; 1 compiles fastest)",
+    )  # fmt: skip
     parser.add_argument("--out", default="auto_gamma_results")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
@@ -61,8 +66,6 @@ def parse_args(argv=None):
 
 def _random_draft(config: LlamaConfig, seed: int = 7):
     """Two layers of the target's shape with random weights: a draft that agrees by chance."""
-    import dataclasses
-
     draft = LlamaLM(dataclasses.replace(config, num_layers=2))
     return draft, draft.init(jax.random.key(seed))
 
@@ -91,7 +94,10 @@ def load(args):
             target = registry.load_target(registry.DEFAULT_TARGET, args.dtype, args.gguf)
         drafts["random"] = _random_draft(target.model.config)
     prompts, lengths = chat_prompts(target.tokenizer, held_out_prompts()[:64])
-    return target.model, target.params, drafts, prompts, lengths, target.tokenizer.eos_id
+    model = target.model
+    if args.layer_unroll is not None:
+        model = LlamaLM(dataclasses.replace(model.config, layer_unroll=args.layer_unroll))
+    return model, target.params, drafts, prompts, lengths, target.tokenizer.eos_id
 
 
 def measure(args, target, t_params, draft, d_params, prompts, lengths, eos, batch, temperature):
