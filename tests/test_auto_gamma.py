@@ -125,8 +125,9 @@ def test_a_useless_draft_is_switched_off_and_probed():
     gammas = gammas[gammas >= 0]
     assert result.summary()["alpha"] < 0.2
     drafting = np.nonzero(gammas)[0]
-    assert drafting[0] == 0 and len(drafting) <= 12, gammas  # a few hopeful rounds, then probes
-    probes = drafting[drafting > 8]
+    hopeful = int(np.argmin(gammas > 0))  # the leading run of drafting rounds (the prior's)
+    assert drafting[0] == 0 and 1 <= hopeful <= 10, gammas
+    probes = drafting[drafting >= hopeful]
     assert len(probes) >= 3 and (gammas[probes] == 1).all()
     assert (np.diff(probes) == policy.probe_every + 1).all(), probes
 
@@ -140,7 +141,8 @@ def test_a_good_draft_keeps_drafting():
     )  # fmt: skip
     result = decoder.run(DecoderParams(t_params, t_params), jnp.array([[3, 4, 5]]))
     gammas = np.asarray(result.gamma_per_round)
-    assert (gammas[gammas >= 0] == COSTS.max_gamma).all()
+    gammas = gammas[gammas >= 0]
+    assert gammas[0] >= 1 and (gammas[1:] == COSTS.max_gamma).all(), gammas
     assert result.summary()["alpha"] == 1.0
 
 

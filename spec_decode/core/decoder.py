@@ -120,10 +120,18 @@ class SpeculativeDecoder:
         """The most drafts one round makes: gamma, or the policy's max_gamma with "auto"."""
         return self.policy.max_gamma if self.gamma == "auto" else self.gamma
 
+    @property
+    def catch_up_chunk(self) -> int:
+        """Tokens per draft call when the draft is fed what it missed in plain steps."""
+        return max(self.max_drafts + 1, 16)
+
     def cache_length(self, prompt_width: int) -> int:
-        """L of both caches: the longest row plus a whole round written past its end (the
-        draft's catch-up writes max_drafts + 1 positions from at most the target's length)."""
-        return prompt_width + self.max_new_tokens + self.max_drafts + 2
+        """L of both caches: the longest row plus a whole round written past its end (and with
+        gamma "auto" a catch-up chunk written from at most the target's length)."""
+        ahead = self.max_drafts + 2
+        if self.gamma == "auto":
+            ahead = max(ahead, self.catch_up_chunk)
+        return prompt_width + self.max_new_tokens + ahead
 
     # -- the four entry points ---------------------------------------------------------------
 
@@ -284,7 +292,7 @@ class SpeculativeDecoder:
         return self._speculative_round(params, self._catch_up(params, state), gamma)
 
     def _catch_up(self, params: DecoderParams, state: DecodeState) -> DecodeState:
-        """Feed the draft the committed tokens it missed in plain steps, max_drafts + 1 a call.
+        """Feed the draft the committed tokens it missed in plain steps, a chunk per call.
 
         Afterwards each active row's draft is at most one token behind the target, and
         ``pending``/``num_pending`` describe that gap as ``draft_block`` expects it. Position p
@@ -302,7 +310,7 @@ class SpeculativeDecoder:
             )
             return jnp.where(index < 0, state.last_prompt[:, None], generated)
 
-        chunk = self.max_drafts + 1
+        chunk = self.catch_up_chunk
         behind = lambda cache: active & (target_lengths - cache.lengths > 1)  # [B]
 
         def feed(carry):

@@ -13,7 +13,7 @@ Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
     g | E(g) | cost | E/cost
     0 | 1.00 | 1.00 | 1.00
     1 | 1.60 | 1.15 | 1.39
-    2 | 1.96 | 1.30 | 1.51   <- chosen
+    2 | 1.96 | 1.30 | 1.51   <- chosen (more than margin = 5% above g = 0)
     3 | 2.18 | 1.50 | 1.45
 
 When g = 0 wins (a useless or slow draft, or a batch large enough that verification is no
@@ -67,14 +67,19 @@ class GammaPolicy:
     Attributes:
       costs: measured ``RoundCosts`` (``spec_decode.bench.measure_round_costs``); their length
         sets max_gamma.
-      prior_alpha, prior_weight: the Beta prior's mean and how many examined drafts it counts as.
+      prior_alpha, prior_weight: the Beta prior's mean and how many examined drafts it counts as
+        (enough that a few unlucky first rounds do not switch a good draft off).
+      margin: draft only when the best g is predicted faster than a plain step by this fraction
+        (the cost model leaves out a round's own bookkeeping; on H200 at batch 64 it
+        overestimated gamma 2 by about 14%).
       probe_every: after this many rounds without drafting, one g = 1 round.
     """
 
     costs: RoundCosts
     prior_alpha: float = 0.5
-    prior_weight: float = 2.0
-    probe_every: int = 32
+    prior_weight: float = 6.0
+    margin: float = 0.05
+    probe_every: int = 64
 
     def __post_init__(self):
         if not isinstance(self.costs, RoundCosts):
@@ -83,6 +88,8 @@ class GammaPolicy:
             raise ValueError(f"prior_alpha={self.prior_alpha!r} is not allowed: it is in [0, 1)")
         if not _is_number(self.prior_weight) or not 0 < self.prior_weight < math.inf:
             raise ValueError(f"prior_weight={self.prior_weight!r} is not allowed: it is > 0")
+        if not _is_number(self.margin) or not 0 <= self.margin < math.inf:
+            raise ValueError(f"margin={self.margin!r} is not allowed: it is a number >= 0")
         if not isinstance(self.probe_every, numbers.Integral) or self.probe_every < 1:
             raise ValueError(f"probe_every={self.probe_every!r} is not allowed: it is >= 1")
 
@@ -105,7 +112,9 @@ class GammaPolicy:
         rejected = jnp.sum(taken & (accepted_per_round < gamma_per_round[None, :]))
         weight = self.prior_weight
         alpha = (accepted + weight * self.prior_alpha) / (accepted + rejected + weight)
-        best = jnp.argmax(self.speed(alpha.astype(jnp.float32)))  # ties: the smaller g
+        speed = self.speed(alpha.astype(jnp.float32))
+        best = jnp.argmax(speed)  # ties: the smaller g
+        best = jnp.where(speed[best] > (1 + self.margin) * speed[0], best, 0)
         index = jnp.arange(gamma_per_round.shape[0])
         last_draft = jnp.max(jnp.where(gamma_per_round > 0, index, -1))
         probe = (best == 0) & (rounds - 1 - last_draft >= self.probe_every)
