@@ -88,6 +88,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="peer_results")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
+    parser.add_argument(
+        "--no-auto", action="store_true", help="skip ours at gamma auto (its cost measurement)"
+    )
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.repeats < 1:
         parser.error(f"--warmup={args.warmup} --repeats={args.repeats}: both must be >= 1")
@@ -134,11 +137,13 @@ def main(argv=None) -> int:
         lambda: np.asarray(speculative_decode(target, target_params, draft, draft_params,
                                               prompt_array, gamma=args.gamma, **common)
                            .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
-    policy = auto_policy(target, target_params, draft, draft_params, batch=1)
-    auto = SpeculativeDecoder(target, draft, "auto", policy=policy, **common)
-    results["ours_speculative_auto"] = _timed(
-        lambda: np.asarray(auto.run(DecoderParams(target_params, draft_params), prompt_array)
-                           .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
+    policy = None
+    if not args.no_auto:
+        policy = auto_policy(target, target_params, draft, draft_params, batch=1)
+        auto = SpeculativeDecoder(target, draft, "auto", policy=policy, **common)
+        results["ours_speculative_auto"] = _timed(
+            lambda: np.asarray(auto.run(DecoderParams(target_params, draft_params), prompt_array)
+                               .tokens)[0].tolist(), args.repeats, args.warmup)  # fmt: skip
     ours_plain = results["ours_autoregressive"][1]
     table = {
         name: {
@@ -152,7 +157,8 @@ def main(argv=None) -> int:
                       "max_new_tokens": n, "gamma": args.gamma, "torch": torch.__version__,
                       "repeats": args.repeats, "warmup": args.warmup,
                       "compile_warmup": args.compile_warmup,
-                      "auto_costs": {"c": policy.costs.draft, "verify": policy.costs.verify},
+                      "auto_costs": policy and {"c": policy.costs.draft,
+                                                "verify": policy.costs.verify},
                       "jax": jax.__version__}  # fmt: skip
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
