@@ -13,7 +13,11 @@ from spec_decode.models.llama.config import LlamaConfig
 
 
 def to_hf_state_dict(cfg: LlamaConfig, params: dict) -> dict[str, np.ndarray]:
-    """Our tree -> HF tensor names, float32 numpy arrays."""
+    """Our tree (canonical or fused layout) -> HF tensor names, float32 numpy arrays."""
+    if cfg.fused_projections:
+        from spec_decode.models.llama.model import LlamaLM
+
+        params = LlamaLM(cfg).unfuse_params(params)
     d, f = cfg.emb_dim, cfg.mlp_dim
     layers = params["layers"]
     attention, mlp = layers["attention"], layers["mlp"]
