@@ -172,3 +172,22 @@ def test_costs_are_checked():
     with pytest.raises(ValueError, match="draft=-1 is not allowed"):
         RoundCosts(draft=-1, verify=(1.0, 1.1))
     assert RoundCosts(draft=0.1, verify=(2.0, 3.0)).verify == (1.0, 1.5)  # relative to v(0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_constant_policy_is_fixed_gamma_round_for_round(temperature):
+    """The run-time machinery (switch, catch-up bookkeeping) changes nothing by itself."""
+    target, t_params = tiny_llama(3, seed=0, vocab_size=48, max_length=128)
+    draft, d_params = tiny_llama(1, seed=1, vocab_size=48, max_length=128)
+    lengths = np.array([1, 6, 3, 2, 5])
+    rng = np.random.default_rng(0)
+    prompts = np.where(np.arange(6) < lengths[:, None], rng.integers(2, 48, (5, 6)), 0)
+    common = dict(max_new_tokens=30, sampling=SamplingConfig(temperature=temperature))
+    params, key = DecoderParams(t_params, d_params), jax.random.key(3)
+    fixed = SpeculativeDecoder(target, draft, 2, **common).run(params, prompts, lengths, key)
+    policy = ScriptedPolicy(COSTS, script=(2,))
+    auto = SpeculativeDecoder(target, draft, "auto", policy=policy, **common)
+    auto = auto.run(params, prompts, lengths, key)
+    for name in ("tokens", "lengths", "accepted_per_round", "target_calls", "draft_calls"):
+        np.testing.assert_array_equal(getattr(auto, name), getattr(fixed, name), name)
+    assert auto.summary()["alpha"] == fixed.summary()["alpha"]
