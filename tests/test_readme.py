@@ -19,3 +19,4 @@ def test_readme_example_runs():
         assert (result.tokens == out.tokens).all()
         assert result.summary() == out.summary()
     assert namespace["baseline"].draft is None and namespace["baseline"].gamma == 0
+    assert namespace["auto"].max_drafts == 3
