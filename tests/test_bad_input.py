@@ -296,6 +296,8 @@ def test_demo_explains_a_slowdown_in_one_line():
     assert "alpha 0.500" in lines[-1]
     faster = demo.format_report({**report, "speedup": 1.3, "speculative_seconds": 0.77})
     assert "why below 1" not in faster
+    auto = {**report, "gamma": "auto", "rounds_per_gamma": [60, 4, 0]}
+    assert "[60, 4, 0]" in demo.format_report(auto).splitlines()[-1]
 
 
 def test_json_prompts_roundtrip(tmp_path):

@@ -129,6 +129,7 @@ def _report(options, tokenizer, results, seconds) -> dict[str, Any]:
         "alpha": total["alpha"],
         "tokens_per_target_call": total["tokens_per_target_call"],
         "acceptance_histogram": total["acceptance_histogram"],
+        "rounds_per_gamma": total["rounds_per_gamma"],
         "speedup": ar_total / sd_total,
         "autoregressive_seconds": ar_total,
         "speculative_seconds": sd_total,
@@ -190,6 +191,12 @@ def slowdown_reason(report: dict[str, Any]) -> str:
     c = (round - 1) / gamma of a target step.
     """
     per_call, gamma = report["tokens_per_target_call"], report["gamma"]
+    if gamma == "auto":
+        return (
+            f"why below 1:            gamma was chosen per round (rounds at gamma 0, 1, ...: "
+            f"{report['rounds_per_gamma']}); a plain round in the auto loop also pays for "
+            "choosing its gamma"
+        )
     round_cost = per_call / report["speedup"]
     c = (round_cost - 1) / gamma
     c_text = f"c ~ {c:.2f} if verifying costs one step" if c > 0 else "the draft looks free"
@@ -197,7 +204,8 @@ def slowdown_reason(report: dict[str, Any]) -> str:
         f"why below 1:            a round emits {per_call:.2f} tokens per target call "
         f"(alpha {_number(report['alpha'])}) but costs {round_cost:.2f} autoregressive steps "
         f"({gamma} draft calls + 1 verification; {c_text}): {per_call:.2f} / {round_cost:.2f} "
-        f"= {report['speedup']:.2f}x"
+        f"= {report['speedup']:.2f}x (--gamma auto falls back to plain steps when drafting "
+        "does not pay)"
     )
 
 
