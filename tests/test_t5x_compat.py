@@ -138,8 +138,8 @@ def test_model_predict_batch_with_aux_and_score_batch_match_t5x():
     batch = {k: ref[k] for k in ("encoder_input_tokens", "decoder_input_tokens")}
     decodes, aux = model.predict_batch_with_aux(joint, batch)
     np.testing.assert_array_equal(decodes, ref["greedy_decodes"])
-    assert set(aux) == {"scores", "accepted_tokens", "target_calls", "draft_calls",
-                        "generated_tokens"}  # fmt: skip
+    assert set(aux) == {"scores", "accepted_tokens", "examined_drafts", "target_calls",
+                        "draft_calls", "generated_tokens"}  # fmt: skip
     assert all(value.shape == (3,) for value in aux.values())
     # T5X calls it inside jit: the prompt is then traced, and the result the same.
     jitted = jax.jit(lambda p, b, r: model.predict_batch_with_aux(p, b, rng=r)[0])

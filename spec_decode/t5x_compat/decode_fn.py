@@ -128,6 +128,7 @@ def speculative_sample(
         pass the policy there).
       return_statistics: also return a dict of [B, num_decodes] int32 arrays
         ``accepted_tokens`` (draft tokens that verification accepted, over the row's rounds),
+        ``examined_drafts`` (accepted plus one per rejection: alpha is accepted / examined),
         ``target_calls``, ``draft_calls`` (counted while the row was active, the prefill not
         included) and ``generated_tokens`` (in the output, EOS included). A row cut at its
         length limit may have accepted a few tokens past it.
