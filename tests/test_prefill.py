@@ -136,3 +136,18 @@ def test_greedy_after_a_long_prompt_equals_the_one_shot_prefill(with_draft, monk
     ).run(DecoderParams(params, draft_params), prompts, lengths)
     np.testing.assert_array_equal(chunked.tokens, one_shot.tokens)
     np.testing.assert_array_equal(chunked.lengths, one_shot.lengths)
+
+
+def test_the_app_announces_first_compilation_and_long_prefills():
+    import io
+
+    from spec_decode.app import generation
+
+    decoder = SpeculativeDecoder(_llama()[0], max_new_tokens=3)
+    out = io.StringIO()
+    assert "compiling" in generation.announce(decoder, (1, 20), out)
+    assert generation.announce(decoder, (1, 20), out) is None  # compiled: nothing to say
+    long = (1, generation.LONG_PREFILL + 1)
+    assert "compiling" in generation.announce(decoder, long, out)
+    assert "prefilling 1,025 prompt tokens" in generation.announce(decoder, long, out)
+    assert len(out.getvalue().splitlines()) == 3
