@@ -78,3 +78,12 @@ def test_verify_cost_is_relative_to_one_token_and_c_covers_every_draft(tmp_path)
     assert result["verify_cost"]["1"] == 1.0
     assert all(v > 0 for v in result["verify_cost"].values())
     assert set(result["c"]) == {"tiny"} and result["c"]["tiny"] > 0
+
+
+def test_long_prompt_smoke_runs_every_case_in_a_subprocess(tmp_path):
+    out = tmp_path / "long_prompt.json"
+    assert _script("long_prompt").main(["--smoke", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    cases = {(r["prompt"], r["decoder"]) for r in records}
+    assert cases == {(p, d) for p in ("short", "long") for d in ("autoregressive", "speculative")}
+    assert all(r["run_s"] > 0 and r["peak_gb"] > 0 and len(r["tokens"]) == 8 for r in records)

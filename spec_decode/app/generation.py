@@ -12,6 +12,7 @@ were asked for, nor on how rows are grouped into batches (``batch_size``).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ from spec_decode.core.sampling import SamplingConfig
 from spec_decode.core.validation import check_gamma, check_int
 
 MODES = ("speculative", "autoregressive")
+LONG_PREFILL = 1024  # prompt tokens from which a prefill is announced on stderr
+_compiled: set = set()  # (decoder, prompt shape) pairs this process has run: compiled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +181,7 @@ def iter_generate(prompts: Sequence[str], options: GenerateOptions) -> Iterator[
         # Pad the last batch with copies of its last row: every call has one shape.
         padded = chunk + [chunk[-1]] * (size - len(chunk))
         batch = make_batch([(ids, key) for _, _, ids, key in padded], width, _pad(target))
+        announce(decoder, batch.tokens.shape)
         result = jax.device_get(decoder.run(params, batch.tokens, batch.lengths, batch.keys))
         for b, (i, j, _, _) in enumerate(chunk):
             yield _sample(prompts[i], j, result, b, target)
@@ -199,6 +203,7 @@ def stream_generate(
     for i, (prompt, ids) in enumerate(zip(prompts, encoded, strict=True)):
         keys = [sample_key(options.seed, i, j) for j in range(options.num_samples)]
         batch = make_batch([(ids, key) for key in keys], width, _pad(target))
+        announce(decoder, batch.tokens.shape)
         stream = decoder.stream(params, batch.tokens, batch.lengths, batch.keys)
         text = TextStream(target.tokenizer)
         for new_tokens in stream:
@@ -206,6 +211,25 @@ def stream_generate(
         write(i, text.flush())
         result = jax.device_get(stream.result())
         yield [_sample(prompt, j, result, j, target) for j in range(len(keys))]
+
+
+def announce(decoder: SpeculativeDecoder, shape: tuple[int, int], file=None) -> str | None:
+    """Say on stderr (or ``file``) that the next call compiles or prefills a long prompt.
+
+    Both happen inside one jitted call, so this line, printed before it, is the progress shown;
+    the line is returned, or None when there is nothing to say.
+    """
+    parts = []
+    if (decoder, shape) not in _compiled:
+        _compiled.add((decoder, shape))
+        parts.append(f"compiling the decoder for prompts {shape[0]} x {shape[1]} (first call)")
+    if shape[1] > LONG_PREFILL:
+        parts.append(f"prefilling {shape[1]:,} prompt tokens")
+    if not parts:
+        return None
+    line = "[" + "; ".join(parts) + "...]"
+    print(line, file=sys.stderr if file is None else file, flush=True)
+    return line
 
 
 def _sample(prompt, index, result, row, target) -> Sample:

@@ -10,6 +10,11 @@ anything with the members of ``LanguageModel``:
 and returns their logits [B, K, V] and a cache whose lengths grew by K. Token ``tokens[b, i]``
 attends to every cached position of row b below ``cache.lengths[b] + i`` and to itself.
 
+A model may also have ``prefill(params, tokens, cache) -> cache``: ``extend`` without the logits,
+for prompts, where only the cache is kept. It may skip the output layer and attend in blocks
+(the Llama model does both); ``has_prefill`` says whether a model has it and ``prefill`` calls
+it, or ``extend`` and drops the logits.
+
 Rollback is pure: ``rollback(cache, shorter)`` sets the lengths. Nothing is recomputed or erased;
 positions at or beyond a row's length are garbage that the next ``extend`` overwrites. The cache
 must therefore hold at least ``max_length`` positions so that no write is clipped.
@@ -78,12 +83,34 @@ class LanguageModel(Protocol):
 
 
 @runtime_checkable
+class Prefiller(Protocol):
+    """Models with the optional ``prefill``: the cache ``extend`` leaves, and no logits."""
+
+    def prefill(self, params: Params, tokens: jax.Array, cache: Cache) -> Cache:
+        """Process tokens [B, K] at each row's own end, as ``extend`` does; return the cache."""
+        ...
+
+
+@runtime_checkable
 class SequenceScorer(Protocol):
     """Models that also score a whole sequence in one uncached pass (tests and training use it)."""
 
     def forward(self, params: Params, tokens: jax.Array) -> jax.Array:
         """Tokens [B, T] at positions 0..T-1 -> logits [B, T, V], as T cached ``extend``s give."""
         ...
+
+
+def has_prefill(model: Any) -> bool:
+    """Whether ``model`` has the optional ``prefill(params, tokens, cache) -> cache``."""
+    return callable(getattr(model, "prefill", None))
+
+
+def prefill(model: LanguageModel, params: Params, tokens: jax.Array, cache: Cache) -> Cache:
+    """The cache after ``extend(params, tokens, cache)``, without asking for its logits."""
+    if has_prefill(model):
+        return model.prefill(params, tokens, cache)
+    _, cache = model.extend(params, tokens, cache)
+    return cache
 
 
 def rollback(cache: Cache, lengths: jax.Array) -> Cache:

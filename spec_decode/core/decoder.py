@@ -44,6 +44,7 @@ from spec_decode.core.commit import commit_round
 from spec_decode.core.contract import LanguageModel, Params, rollback
 from spec_decode.core.keys import round_keys, row_keys
 from spec_decode.core.policy import GammaPolicy
+from spec_decode.core.prefill import chunked_prefill
 from spec_decode.core.rejection import accept_greedy, accept_reject
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
 from spec_decode.core.state import DecodeResult, DecodeState
@@ -210,7 +211,7 @@ class SpeculativeDecoder:
             cache = sharding.constrain_cache(model, cache, self.mesh, self.rules)
         if width > 1:
             # Rows shorter than P also write their padding; the rollback below discards it.
-            _, cache = model.extend(params, prompt_tokens[:, : width - 1], cache)
+            cache = chunked_prefill(model, params, prompt_tokens[:, : width - 1], cache)
         return rollback(cache, prompt_lengths - 1)
 
     def _initial_state(self, params, prompt_tokens, prompt_lengths, keys) -> DecodeState:

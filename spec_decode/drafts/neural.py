@@ -54,6 +54,10 @@ class SharedEmbeddingDraft:
         hidden, cache = self.lm.extend_hidden(params["body"], tokens, cache)  # [B, K, D]
         return self.head(params, hidden), cache
 
+    def prefill(self, params, tokens, cache):
+        """The cache after ``extend``, without the head (the contract's optional ``prefill``)."""
+        return self.lm.prefill(params["body"], tokens, cache)
+
     def forward(self, params, tokens):
         """Uncached logits [B, T, V] (training and analysis)."""
         return self.head(params, self.lm.forward_hidden(params["body"], tokens))

@@ -9,6 +9,11 @@ weights at batch 1) and pays off where the launch count, not bytes, sets the ste
 
 Both compute softmax(q.k / sqrt(H)) v with float32 logits and softmax, probabilities cast to
 the value dtype, and query head h = j * G + g reading key/value head j (HF's repeat_kv).
+
+``attend_blocked`` is for prefill chunks: it reads the cache in key blocks of K positions, only
+as many as lie below the rows' lengths, under an online softmax (a running max and sum, as in
+flash attention). A chunk at offset O costs O * K scores instead of L * K, and holds K * K per
+head at a time, so a prompt of P tokens costs ~P^2 / 2 rather than P * L.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import jax.numpy as jnp
 Block = tuple[jax.Array, jax.Array, jax.Array]  # keys, values [B, L, Nkv, H], mask [B, K|1, L]
 
 ATTENTION_IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
+BLOCKED = "blocked"  # not a config choice: what ``LlamaLM.prefill`` runs on every backend
 
 
 def attend(query: jax.Array, blocks: list[Block]) -> jax.Array:
@@ -64,3 +70,69 @@ def attend_fused(query: jax.Array, blocks: list[Block], implementation: str) -> 
         query, keys, values, mask=mask,
         implementation=None if implementation == "xla" else implementation,
     )  # fmt: skip
+
+
+def attend_blocked(
+    query: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    cache: tuple[jax.Array, jax.Array],
+    cache_mask: jax.Array,
+) -> jax.Array:
+    """``attend(query, [(*cache, cache_mask), (keys, values, causal)])``, the cache read in blocks.
+
+    query [B, K, N, H]; the K new keys and values [B, K, Nkv, H]; the cache's [B, L, Nkv, H];
+    cache_mask [B, 1, L] true below each row's length (a prefix). Blocks of K cache positions
+    start at 0, K, 2K...; only those below the longest row's length are read, and a block that
+    would run past L is read from L - K with the positions before its start masked out.
+    """
+    batch, num_tokens, num_heads, head_dim = query.shape
+    num_kv_heads = keys.shape[2]
+    query = query.reshape(batch, num_tokens, num_kv_heads, num_heads // num_kv_heads, head_dim)
+
+    def scores(block_keys, mask):  # [B, Lb, Nkv, H], [B, K or 1, Lb] -> [B, Nkv, G, K, Lb]
+        block_scores = jnp.einsum(
+            "bkjgh,bljh->bjgkl", query, block_keys, preferred_element_type=jnp.float32
+        ) / math.sqrt(head_dim)
+        return jnp.where(mask[:, None, None], block_scores, jnp.finfo(jnp.float32).min)
+
+    def weighted(probs, block_values):  # -> [B, Nkv, G, K, H] float32
+        return jnp.einsum(
+            "bjgkl,bljh->bjgkh",
+            probs.astype(block_values.dtype),
+            block_values,
+            preferred_element_type=jnp.float32,
+        )
+
+    # The new block first: each query sees itself, so the running max is finite from the start
+    # and a cache block masked out entirely adds exp(min - max) = 0.
+    causal = jnp.tril(jnp.ones((num_tokens, num_tokens), dtype=bool))[None]  # [1, K, K]
+    block_scores = scores(keys, causal)
+    running_max = jnp.max(block_scores, axis=-1, keepdims=True)  # [B, Nkv, G, K, 1]
+    probs = jnp.exp(block_scores - running_max)
+    carry = (running_max, jnp.sum(probs, axis=-1, keepdims=True), weighted(probs, values))
+
+    cache_keys, cache_values = cache
+    length = cache_keys.shape[1]
+    block = min(num_tokens, length)
+    limit = jnp.max(jnp.sum(cache_mask[:, 0], axis=-1))  # the longest row's length
+    num_blocks = (limit + block - 1) // block
+
+    def read_block(j, carry):
+        running_max, total, out = carry
+        begin = j * block
+        start = jnp.minimum(begin, length - block)  # a clipped block's positions stay right
+        block_keys = jax.lax.dynamic_slice_in_dim(cache_keys, start, block, axis=1)
+        block_values = jax.lax.dynamic_slice_in_dim(cache_values, start, block, axis=1)
+        mask = jax.lax.dynamic_slice_in_dim(cache_mask, start, block, axis=2)
+        mask &= (start + jnp.arange(block)) >= begin  # [B, 1, Lb]
+        block_scores = scores(block_keys, mask)
+        new_max = jnp.maximum(running_max, jnp.max(block_scores, axis=-1, keepdims=True))
+        rescale = jnp.exp(running_max - new_max)
+        probs = jnp.exp(block_scores - new_max)
+        total = total * rescale + jnp.sum(probs, axis=-1, keepdims=True)
+        return new_max, total, out * rescale + weighted(probs, block_values)
+
+    _, total, out = jax.lax.fori_loop(0, num_blocks, read_block, carry)
+    out = jnp.moveaxis(out / total, 3, 1)  # [B, K, Nkv, G, H]
+    return out.reshape(batch, num_tokens, num_heads, head_dim).astype(query.dtype)

@@ -115,7 +115,8 @@ class Attention(nn.Module):
     """Rotary grouped-query self-attention; returns its output and the new keys and values.
 
     ``fused``: one ``qkv`` projection instead of ``query``, ``key``, ``value``; ``attention``:
-    an entry of ``ATTENTION_IMPLEMENTATIONS`` (see ``attention.py``).
+    an entry of ``ATTENTION_IMPLEMENTATIONS``, or ``BLOCKED`` for prefill chunks (which need a
+    cache; see ``attention.py``).
     """
 
     num_heads: int
@@ -157,7 +158,9 @@ class Attention(nn.Module):
         blocks = [(keys, values, causal)]
         if cache is not None:
             blocks.insert(0, (cache[0], cache[1], cache_mask))
-        if self.attention == "einsum":
+        if self.attention == attention_lib.BLOCKED:
+            out = attention_lib.attend_blocked(query, keys, values, cache, cache_mask)
+        elif self.attention == "einsum":
             out = attention_lib.attend(query, blocks)  # [B, K, N, H]
         else:
             out = attention_lib.attend_fused(query, blocks, self.attention)

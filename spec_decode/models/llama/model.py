@@ -100,8 +100,8 @@ class LlamaLM:
         layer["attention"], layer["mlp"] = attention, mlp
         return {**params, "layers": layer}
 
-    def _module(self, head: bool = True) -> Transformer:
-        return Transformer(self.config, head)
+    def _module(self, head: bool = True, blocked: bool = False) -> Transformer:
+        return Transformer(self.config, head, blocked)
 
     def _boxed_init(self, key: jax.Array):
         tokens = jnp.zeros((1, 1), jnp.int32)
@@ -148,12 +148,18 @@ class LlamaLM:
         """``extend`` without the output layer: final-normed hidden states [B, K, D]."""
         return self._extend(params, tokens, cache, head=False)
 
-    def _extend(self, params, tokens, cache, head):
+    def prefill(self, params: dict, tokens: jax.Array, cache: LlamaCache) -> LlamaCache:
+        """``extend`` for a prompt chunk: no output layer, and the cache read in blocks of K
+        positions below the rows' lengths, not whole (``attend_blocked``); the cache only."""
+        _, cache = self._extend(params, tokens, cache, head=False, blocked=True)
+        return cache
+
+    def _extend(self, params, tokens, cache, head, blocked=False):
         _, num_tokens = check_tokens(tokens, cache.lengths.shape[0], cache.max_length)
         lengths = cache.lengths
         positions = lengths[:, None] + jnp.arange(num_tokens, dtype=jnp.int32)  # [B, K]
         cache_mask = jnp.arange(cache.max_length) < lengths[:, None, None]  # [B, 1, L]
-        outputs, (k_new, v_new) = self._module(head).apply(
+        outputs, (k_new, v_new) = self._module(head, blocked).apply(
             {"params": params}, tokens, positions, (cache.k, cache.v), cache_mask
         )
         cache = cache.replace(

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from spec_decode.models.llama import layers
+from spec_decode.models.llama.attention import BLOCKED
 from spec_decode.models.llama.config import LlamaConfig, fast_path
 
 
@@ -21,6 +22,9 @@ class Transformer(nn.Module):
     # False: return the final-normed hidden states [B, K, D] instead of logits, for heads that
     # live outside the model (a draft scoring only a subset of the vocabulary).
     head: bool = True
+    # True: attention reads the cache in blocks below the rows' lengths (``attend_blocked``), for
+    # prefill chunks, whatever the backend's attention.
+    blocked: bool = False
 
     @nn.compact
     def __call__(
@@ -46,6 +50,8 @@ class Transformer(nn.Module):
         )
         x = embed(tokens)  # [B, K, D]
         unroll, attention = fast_path(cfg)
+        if self.blocked:
+            attention = BLOCKED
         rotary = layers.rotary_table(positions, cfg.head_dim, cfg.rope_theta)
         blocks = nn.scan(
             layers.DecoderBlock,
