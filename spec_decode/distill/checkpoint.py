@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from spec_decode.distill.draft import SharedEmbeddingDraft, own_weights, with_head_rows
+from spec_decode.drafts.neural import SharedEmbeddingDraft, own_weights, with_head_rows
 from spec_decode.models import LlamaConfig
 
 ASSET_DIR = pathlib.Path(__file__).resolve().parents[1] / "assets" / "smollm2_draft"

@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from spec_decode.distill.draft import SharedEmbeddingDraft
+from spec_decode.drafts.neural import SharedEmbeddingDraft
 
 
 def _split(params):
