@@ -44,3 +44,14 @@ def smollm2_draft_name(smollm2) -> str:
 
     target = registry.load_target("smollm2-135m")
     return "smollm2-draft" if registry.draft_available("smollm2-draft", target) else "prompt-lookup"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop each test module's compiled programs after it. The suite compiles thousands of
+    programs in one process and every XLA:CPU executable holds memory mappings; past the
+    kernel's 65,530 per process a compilation segfaults (seen once in a full run)."""
+    yield
+    import jax
+
+    jax.clear_caches()
