@@ -105,8 +105,9 @@ def measure(args, target, t_params, draft, d_params, prompts, lengths, eos, batc
     prompts, lengths = jnp.asarray(prompts)[rows], jnp.asarray(lengths)[rows]
     keys = jax.random.split(jax.random.key(0), batch)
     costs = measure_round_costs(
-        target, t_params, draft, d_params, batch=batch, max_gamma=args.max_gamma
-    )
+        target, t_params, draft, d_params, batch=batch, max_gamma=args.max_gamma,
+        sampling=SamplingConfig(temperature=temperature),
+    )  # fmt: skip
     common = dict(
         max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(temperature=temperature),
         eos_id=eos,
@@ -139,7 +140,7 @@ def measure(args, target, t_params, draft, d_params, prompts, lengths, eos, batc
         "auto_over_autoregressive": speed["auto"] / speed["autoregressive"],
         "alpha": {n: timed[n][1].summary()["alpha"] for n in timed if n != "autoregressive"},
         "auto_rounds_per_gamma": auto["rounds_per_gamma"],
-        "costs": {"c": costs.draft, "verify": list(costs.verify)},
+        "costs": {"c": costs.draft, "verify": list(costs.verify), "rounds": list(costs.rounds)},
         "identical_greedy": temperature == 0
         and all(
             np.array_equal(np.asarray(r.tokens), np.asarray(timed["autoregressive"][1].tokens))

@@ -158,7 +158,8 @@ def main(argv=None) -> int:
                       "repeats": args.repeats, "warmup": args.warmup,
                       "compile_warmup": args.compile_warmup,
                       "auto_costs": policy and {"c": policy.costs.draft,
-                                                "verify": policy.costs.verify},
+                                                "verify": policy.costs.verify,
+                                                "rounds": policy.costs.rounds},
                       "jax": jax.__version__}  # fmt: skip
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,9 @@ class ScriptedPolicy(GammaPolicy):
     def choose(self, accepted_per_round, gamma_per_round, rounds):
         return jnp.asarray(self.script, jnp.int32)[rounds % len(self.script)]
 
+    def hold(self, gamma, gamma_per_round, rounds):
+        return jnp.int32(1)  # a choice per round: the script, round for round
+
 
 POLICIES = {
     "measured": GammaPolicy(COSTS),
@@ -191,3 +194,53 @@ def test_a_constant_policy_is_fixed_gamma_round_for_round(temperature):
     for name in ("tokens", "lengths", "accepted_per_round", "target_calls", "draft_calls"):
         np.testing.assert_array_equal(getattr(auto, name), getattr(fixed, name), name)
     assert auto.summary()["alpha"] == fixed.summary()["alpha"]
+
+
+def _hold(policy, gammas, gamma):
+    record = jnp.asarray(list(gammas) + [-1] * (40 - len(gammas)), jnp.int32)
+    return int(policy.hold(jnp.int32(gamma), record, jnp.int32(len(gammas))))
+
+
+def test_a_drafting_choice_holds_as_long_as_the_drafting_run_so_far():
+    """Stretches of 1, 1, 2, 4, 8, 8 drafting rounds; a probe after plain steps holds one."""
+    policy = GammaPolicy(COSTS, max_hold=8, probe_every=16)
+    gammas, stretches = [], []
+    while len(gammas) < 31:
+        hold = _hold(policy, gammas, 2)
+        stretches.append(hold)
+        gammas += [2] * hold
+    assert stretches == [1, 1, 2, 4, 8, 8, 8]
+    assert _hold(policy, [2] * 5 + [0] * 16, 1) == 1  # the probe
+    assert _hold(policy, [2] * 5 + [0] * 16 + [1], 1) == 1
+
+
+def test_plain_steps_hold_until_the_next_probe():
+    policy = GammaPolicy(COSTS, probe_every=16)
+    assert _hold(policy, [], 0) == 16
+    assert _hold(policy, [3, 3], 0) == 16
+    assert _hold(policy, [3, 3] + [0] * 5, 0) == 11
+    assert _hold(policy, [3] + [0] * 30, 0) == 1  # overdue: never zero rounds
+
+
+def test_measured_whole_rounds_replace_the_parts():
+    parts = RoundCosts(draft=0.1, verify=(1.0, 1.1, 1.2))
+    assert parts.per_round == pytest.approx((1.0, 1.2, 1.4))
+    measured = RoundCosts(draft=0.1, verify=(1.0, 1.1, 1.2), rounds=(2.0, 3.0, 5.0))
+    assert measured.per_round == (1.0, 1.5, 2.5)
+    speed = np.asarray(GammaPolicy(measured).speed(jnp.float32(0.5)))
+    np.testing.assert_allclose(speed, [1.0, 1.5 / 1.5, 1.75 / 2.5], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"rounds=\(1.0, 2.0\) is not allowed"):
+        RoundCosts(draft=0.1, verify=(1.0, 1.1, 1.2), rounds=(1.0, 2.0))
+    with pytest.raises(ValueError, match="max_hold=0 is not allowed"):
+        GammaPolicy(COSTS, max_hold=0)
+
+
+def test_round_costs_are_measured_in_the_loop():
+    """Whole rounds of tiny models: R(0) = 1 and every R(g) a positive finite ratio."""
+    from spec_decode.bench.costs import measure_round_costs
+
+    target, t_params = tiny_llama(2, seed=0, vocab_size=48, max_length=256)
+    draft, d_params = tiny_llama(1, seed=1, vocab_size=48, max_length=256)
+    costs = measure_round_costs(target, t_params, draft, d_params, batch=2, max_gamma=2)
+    assert costs.rounds is not None and costs.rounds[0] == 1.0
+    assert len(costs.rounds) == 3 and all(0 < r < 1e3 for r in costs.rounds)

@@ -73,7 +73,9 @@ def run_demo(options: DemoOptions = DemoOptions(), progress: bool = True) -> dic
     if options.gamma == "auto":
         from spec_decode.bench.costs import auto_policy
 
-        policy = auto_policy(target.model, target.params, draft, draft_params, batch=1)
+        policy = auto_policy(
+            target.model, target.params, draft, draft_params, batch=1, sampling=GREEDY
+        )
     speculative = SpeculativeDecoder(target.model, draft, options.gamma, policy=policy, **common)
     params = DecoderParams(target.params, draft_params)
     decoders: dict[str, Callable[[Any], DecodeResult]] = {

@@ -145,7 +145,7 @@ def make_decoder(
 
             policy = auto_policy(
                 target.model, target.params, draft, draft_params, batch=batch_size,
-                max_gamma=options.max_gamma,
+                max_gamma=options.max_gamma, sampling=options.sampling,
             )  # fmt: skip
     decoder = SpeculativeDecoder(
         target.model,

@@ -141,16 +141,22 @@ class SpeculativeDecoder:
         return _init(self, _as_params(params), *self.inputs(prompt_tokens, prompt_lengths, key))
 
     def round(self, params: DecoderParams, state: DecodeState) -> DecodeState:
-        """One round, pure and traceable: the while loop's body, and ``stream``'s step."""
+        """One round, pure and traceable: the while loop's body, and ``stream``'s step.
+
+        With gamma "auto" it is one stretch: the policy's gamma for the policy's number of
+        rounds (``GammaPolicy.hold``), in an inner loop that stops early when every row is done.
+        """
         if self.draft is None:
             state = self._autoregressive_round(params, state)
         elif self.gamma == "auto":
-            record = (state.accepted_per_round, state.gamma_per_round, state.rounds)
-            gamma = self.policy.choose(*record)
+            gamma = self.policy.choose(
+                state.accepted_per_round, state.gamma_per_round, state.rounds
+            )
+            hold = self.policy.hold(gamma, state.gamma_per_round, state.rounds)
             branches = [
-                functools.partial(self._round_of, gamma=g) for g in range(self.max_drafts + 1)
+                functools.partial(self._stretch_of, gamma=g) for g in range(self.max_drafts + 1)
             ]
-            state = jax.lax.switch(gamma, branches, params, state)
+            state = jax.lax.switch(gamma, branches, params, state, hold)
         else:
             state = self._speculative_round(params, state, self.gamma)
         return self._on_mesh(state)
@@ -283,14 +289,25 @@ class SpeculativeDecoder:
             max_new_tokens=self.max_new_tokens, eos_id=self.eos_id,
         )  # fmt: skip
 
-    def _round_of(self, params: DecoderParams, state: DecodeState, *, gamma: int) -> DecodeState:
-        """One branch of a run-time-gamma round: gamma drafts, or a plain step for gamma 0."""
+    def _stretch_of(
+        self, params: DecoderParams, state: DecodeState, hold: jax.Array, *, gamma: int
+    ) -> DecodeState:
+        """One branch of a run-time-gamma round: ``hold`` rounds of gamma drafts each, or of
+        plain steps for gamma 0 (the draft is left behind; a drafting stretch catches it up)."""
         if gamma == 0:
-            # The draft is left behind; the next drafting round catches it up.
-            draft_cache = state.draft_cache
-            state = self._autoregressive_round(params, state.replace(draft_cache=None))
-            return state.replace(draft_cache=draft_cache)
-        return self._speculative_round(params, self._catch_up(params, state), gamma)
+
+            def step(state):
+                draft_cache = state.draft_cache
+                state = self._autoregressive_round(params, state.replace(draft_cache=None))
+                return state.replace(draft_cache=draft_cache)
+
+        else:
+            state = self._catch_up(params, state)
+            step = functools.partial(self._speculative_round, params, gamma=gamma)
+        end = state.rounds + hold
+        return jax.lax.while_loop(
+            lambda state: (state.rounds < end) & jnp.any(~state.done), step, state
+        )
 
     def _catch_up(self, params: DecoderParams, state: DecodeState) -> DecodeState:
         """Feed the draft the committed tokens it missed in plain steps, a chunk per call.

@@ -3,10 +3,12 @@
 The paper's speedup analysis (Theorem 3.8) with the verification cost measured instead of
 assumed: a round with g drafts emits E(g) = (1 - alpha^(g+1)) / (1 - alpha) tokens on average and
 costs g * c + v(g) target steps, v(g) being a (g+1)-token target call relative to a 1-token one
-(v(0) = 1: g = 0 is a plain autoregressive step). The policy takes the g of the largest
-E(g) / cost(g), with alpha estimated from every draft examined so far in the batch (a Beta prior
-keeps the first rounds sensible). It is exact whatever it picks: the choice depends only on
-rounds already committed, never on the current round's randomness.
+(v(0) = 1: g = 0 is a plain autoregressive step), or, when measured, R(g): a whole round of the
+decoder's loop with g drafts relative to a plain step, bookkeeping and loop overhead included
+(``RoundCosts.rounds``; at batch 64 on an H200 the parts alone overestimated g = 1 by 13%). The
+policy takes the g of the largest E(g) / cost(g), with alpha estimated from every draft examined
+so far in the batch (a Beta prior keeps the first rounds sensible). It is exact whatever it picks:
+the choice depends only on rounds already committed, never on the current round's randomness.
 
 Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
 
@@ -19,6 +21,12 @@ Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
 When g = 0 wins (a useless or slow draft, or a batch large enough that verification is no
 longer free), the draft is left alone; every ``probe_every`` rounds a g = 1 round re-measures
 alpha, so a draft that starts agreeing again is taken back.
+
+A choice holds for a stretch of rounds (``hold``), run as one inner loop, so the choosing itself
+(a ``lax.switch``, and a host round trip on GPUs) is paid once per stretch, not per round: plain
+steps until the next probe (they teach the estimate nothing, so the choice could not change),
+and drafting rounds for as many rounds as the drafting run has lasted so far, at most
+``max_hold`` (1, 1, 2, 4, 8, 8, ...: a draft that stops agreeing is noticed within a stretch).
 """
 
 from __future__ import annotations
@@ -38,10 +46,13 @@ class RoundCosts:
     Attributes:
       draft: c, one 1-token draft call.
       verify: v(0..G): v(g) is a (g+1)-token target call; v(0) = 1 by definition.
+      rounds: R(0..G), measured whole rounds with g drafts (R(0) = 1, a plain step), or None to
+        use the parts, g * c + v(g).
     """
 
     draft: float
     verify: tuple[float, ...]
+    rounds: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if not _is_number(self.draft) or not 0 <= self.draft < math.inf:
@@ -53,11 +64,28 @@ class RoundCosts:
                 "two finite costs > 0, one per number of drafts)"
             )
         object.__setattr__(self, "draft", float(self.draft))
-        object.__setattr__(self, "verify", tuple(float(v) / float(verify[0]) for v in verify))
+        object.__setattr__(self, "verify", _relative(verify))
+        if self.rounds is not None:
+            rounds = tuple(self.rounds)
+            if len(rounds) != len(verify) or not all(
+                _is_number(r) and 0 < r < math.inf for r in rounds
+            ):
+                raise ValueError(
+                    f"rounds={self.rounds!r} is not allowed: it must be None or hold R(0), R(1), "
+                    f"... R({len(verify) - 1}), one finite cost > 0 per entry of verify"
+                )
+            object.__setattr__(self, "rounds", _relative(rounds))
 
     @property
     def max_gamma(self) -> int:
         return len(self.verify) - 1
+
+    @property
+    def per_round(self) -> tuple[float, ...]:
+        """cost(0..G) of a round relative to a plain step: R(g) if measured, else g c + v(g)."""
+        if self.rounds is not None:
+            return self.rounds
+        return tuple(g * self.draft + v for g, v in enumerate(self.verify))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +101,7 @@ class GammaPolicy:
         (the cost model leaves out a round's own bookkeeping; on H200 at batch 64 it
         overestimated gamma 2 by about 14%).
       probe_every: after this many rounds without drafting, one g = 1 round.
+      max_hold: the longest stretch of drafting rounds one choice holds for.
     """
 
     costs: RoundCosts
@@ -80,6 +109,7 @@ class GammaPolicy:
     prior_weight: float = 6.0
     margin: float = 0.05
     probe_every: int = 64
+    max_hold: int = 8
 
     def __post_init__(self):
         if not isinstance(self.costs, RoundCosts):
@@ -90,8 +120,10 @@ class GammaPolicy:
             raise ValueError(f"prior_weight={self.prior_weight!r} is not allowed: it is > 0")
         if not _is_number(self.margin) or not 0 <= self.margin < math.inf:
             raise ValueError(f"margin={self.margin!r} is not allowed: it is a number >= 0")
-        if not isinstance(self.probe_every, numbers.Integral) or self.probe_every < 1:
-            raise ValueError(f"probe_every={self.probe_every!r} is not allowed: it is >= 1")
+        for name in ("probe_every", "max_hold"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} is not allowed: it is an integer >= 1")
 
     @property
     def max_gamma(self) -> int:
@@ -102,8 +134,7 @@ class GammaPolicy:
         alpha = jnp.clip(alpha, 0.0, 0.999)
         g = jnp.arange(self.max_gamma + 1, dtype=jnp.float32)
         tokens = (1 - alpha ** (g + 1)) / (1 - alpha)
-        cost = g * self.costs.draft + jnp.asarray(self.costs.verify, jnp.float32)
-        return tokens / cost
+        return tokens / jnp.asarray(self.costs.per_round, jnp.float32)
 
     def choose(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array, rounds):
         """g for the next round, from the rounds so far ([B, R] accepted, [R] gamma; -1 = none)."""
@@ -119,6 +150,21 @@ class GammaPolicy:
         last_draft = jnp.max(jnp.where(gamma_per_round > 0, index, -1))
         probe = (best == 0) & (rounds - 1 - last_draft >= self.probe_every)
         return jnp.where(probe, 1, best).astype(jnp.int32)
+
+    def hold(self, gamma: jax.Array, gamma_per_round: jax.Array, rounds) -> jax.Array:
+        """Rounds the chosen ``gamma`` runs for before the next choice (>= 1; see the module)."""
+        index = jnp.arange(gamma_per_round.shape[0])
+        past = index < rounds
+        last_draft = jnp.max(jnp.where(past & (gamma_per_round > 0), index, -1))
+        last_plain = jnp.max(jnp.where(past & (gamma_per_round == 0), index, -1))
+        until_probe = self.probe_every - (rounds - 1 - last_draft)
+        drafting_run = rounds - 1 - last_plain
+        hold = jnp.where(gamma == 0, until_probe, jnp.minimum(drafting_run, self.max_hold))
+        return jnp.maximum(hold, 1).astype(jnp.int32)
+
+
+def _relative(costs: tuple) -> tuple[float, ...]:
+    return tuple(float(c) / float(costs[0]) for c in costs)
 
 
 def _is_number(x) -> bool:

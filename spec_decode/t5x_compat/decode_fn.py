@@ -170,9 +170,8 @@ def speculative_sample(
         draft_params = repeat_rows(draft_params, num_decodes)
     key = jax.random.PRNGKey(0) if decode_rng is None else decode_rng
     if gamma == "auto" and gamma_policy is None:
-        gamma_policy = _measured_policy(
-            target_model, target_params, draft_model, draft_params, prompt.shape[0], max_gamma
-        )
+        models = (target_model, target_params, draft_model, draft_params)
+        gamma_policy = _measured_policy(*models, prompt.shape[0], max_gamma, sampling)
     decoder = SpeculativeDecoder(
         target_model, draft_model, gamma, max_new_tokens=max_new, sampling=sampling,
         eos_id=int(eos_id), pad_id=0, mesh=mesh, rules=rules,
@@ -281,7 +280,7 @@ def _regroup(decodes, scores, generated, result, num_decodes: int):
     return regroup(decodes), regroup(scores), jax.tree.map(regroup, stats)
 
 
-def _measured_policy(target, target_params, draft, draft_params, batch, max_gamma):
+def _measured_policy(target, target_params, draft, draft_params, batch, max_gamma, sampling):
     if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(target_params)):
         raise ValueError(
             "gamma='auto' with gamma_policy=None is not allowed inside jax.jit: the round costs "
@@ -290,7 +289,10 @@ def _measured_policy(target, target_params, draft, draft_params, batch, max_gamm
         )
     from spec_decode.bench.costs import auto_policy
 
-    return auto_policy(target, target_params, draft, draft_params, batch=batch, max_gamma=max_gamma)
+    return auto_policy(
+        target, target_params, draft, draft_params, batch=batch, max_gamma=max_gamma,
+        sampling=sampling,
+    )  # fmt: skip
 
 
 def _check_prompts(inputs) -> int | None:
