@@ -1,4 +1,5 @@
-"""The draft-distillation and peer-benchmark scripts run end to end on CPU (--smoke).
+"""The draft-distillation, peer-benchmark and prefill-throughput scripts run end to end on CPU
+(--smoke).
 
 Their real runs need an H200 and the SmolLM2 file (BENCHMARKS.md); these keep them from rotting.
 """
@@ -8,6 +9,7 @@ import json
 import pathlib
 
 import numpy as np
+import pytest
 from conftest import unavailable
 
 from spec_decode.distill import checkpoint, ngrams
@@ -87,3 +89,28 @@ def test_long_prompt_smoke_runs_every_case_in_a_subprocess(tmp_path):
     cases = {(r["prompt"], r["decoder"]) for r in records}
     assert cases == {(p, d) for p in ("short", "long") for d in ("autoregressive", "speculative")}
     assert all(r["run_s"] > 0 and r["peak_gb"] > 0 and len(r["tokens"]) == 8 for r in records)
+
+
+def test_prefill_throughput_measures_both_llama_paths_and_t5_and_keeps_to_its_budget(
+    tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # its imports of _t5_bench, kernel_budget
+    script = _script("prefill_throughput")
+    out = tmp_path / "prefill.json"
+    assert script.main(["--smoke", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    methods = {(r["model"], r["method"]) for r in result["records"]}
+    assert methods == {
+        ("llama", "chunked_prefill"), ("llama", "extend_with_logits"),
+        ("t5", "encode_and_init_cache"),
+    }  # fmt: skip
+    for record in result["records"]:
+        assert record["tokens_per_s"] > 0 and record["compile_s"] > 0, record
+        assert record["seconds"] * record["tokens_per_s"] == pytest.approx(
+            record["batch"] * record["tokens"], rel=1e-3
+        )
+        assert record["device"] == result["device"] and record["dtype"] == "bfloat16"
+    # A spent budget starts nothing, and the file says what was not run.
+    assert script.main(["--smoke", "--seconds", "1e-9", "--out", str(out)]) == 1
+    (record,) = json.loads(out.read_text())["records"]
+    assert record["error"].startswith("not started") and record["model"] == "llama"

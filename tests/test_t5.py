@@ -1,4 +1,5 @@
-"""T5 (T5X's tree and semantics): cached K-token decoding equals the full forward pass."""
+"""T5 (T5X's tree and semantics): cached K-token decoding equals the full forward pass, and
+``prefill`` (no output layer) writes the cache ``extend`` writes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+from spec_decode.core import contract
 from spec_decode.core.contract import LanguageModel, rollback
+from spec_decode.core.prefill import chunked_prefill
 from spec_decode.models.t5 import T5Config, T5Decoding, Transformer, make_t5_inputs
 from spec_decode.models.t5.layers import relative_position_bucket
 
@@ -149,6 +152,36 @@ def test_cached_chunks_equal_step_by_step_equal_full_forward(config):
     assert_close(stepwise, full)
     assert_close(chunked, full)
     np.testing.assert_array_equal(cache.lengths, [8, 8])
+
+
+prefill = jax.jit(T5Decoding.prefill, static_argnums=0)
+
+
+@pytest.mark.parametrize("config", [T5_1_1, T5_1_0], ids=["t5_1_1", "t5_1_0"])
+def test_prefill_writes_the_cache_extend_writes(config):
+    """From ragged row lengths: the same keys, values and lengths, then the same next logits."""
+    model, inputs, tokens = random_setup(config)
+    assert contract.has_prefill(model) and isinstance(model, contract.Prefiller)
+    cache = init_cache(model, inputs, 2, 12)
+    _, cache = feed(model, inputs, tokens, cache, [3])
+    cache = rollback(cache, jnp.array([3, 1]))
+    _, want = extend(model, inputs, tokens[:, 3:7], cache)
+    got = prefill(model, inputs, tokens[:, 3:7], cache)
+    np.testing.assert_array_equal(got.lengths, [7, 5])
+    for b, n in enumerate([7, 5]):
+        assert_close(got.self_keys[:, b, :n], want.self_keys[:, b, :n])
+        assert_close(got.self_values[:, b, :n], want.self_values[:, b, :n])
+    got_logits, _ = extend(model, inputs, tokens[:, 7:8], got)
+    want_logits, _ = extend(model, inputs, tokens[:, 7:8], want)
+    assert_close(got_logits, want_logits)
+
+
+def test_chunked_prefill_of_a_decoder_prompt_equals_the_full_forward():
+    model, inputs, tokens = random_setup(T5_1_1)
+    cache = init_cache(model, inputs, 2, 12)
+    cache = chunked_prefill(model, inputs, tokens[:, :7], cache, chunk=3)
+    logits, _ = extend(model, inputs, tokens[:, 7:8], cache)
+    assert_close(logits, forward(model, inputs, tokens)[:, 7:8])
 
 
 def test_rollback_rewrites_the_rolled_back_positions():

@@ -2,7 +2,8 @@
 
 The decoder needs the encoder, so the contract's ``params`` is a ``T5DecodeParams``: the T5
 params and the encoder input tokens of the batch. ``init_cache`` runs the encoder once and keeps its
-cross-attention keys and values; every ``extend`` then runs only the decoder.
+cross-attention keys and values; every ``extend`` (or ``prefill``, the contract's optional
+extend without logits) then runs only the decoder.
 
     model = T5Decoding(config)
     inputs = make_t5_inputs(params, encoder_input_tokens)          # tokens [B, S], 0 = padding
@@ -167,17 +168,22 @@ class T5Decoding:
         lengths[b] .. lengths[b] + K - 1. Any K >= 1 works (a draft step, verification, a
         prefill of decoder prompt tokens).
         """
+        logits, new_kv = self._apply("extend", params, tokens, cache)
+        return logits, _write(cache, new_kv, tokens.shape[1])
+
+    def prefill(self, params: T5DecodeParams, tokens: jax.Array, cache: T5Cache) -> T5Cache:
+        """The cache ``extend`` leaves for decoder tokens [B, K], without the output layer.
+
+        The contract's optional ``prefill`` (``core/prefill.py`` calls it for decoder prompts):
+        the final norm and the [B, K, V] logits projection are never built.
+        """
+        new_kv = self._apply("prefill", params, tokens, cache)
+        return _write(cache, new_kv, tokens.shape[1])
+
+    def _apply(self, method: str, params: T5DecodeParams, tokens: jax.Array, cache: T5Cache):
         _check_inputs(params)
-        _, num_tokens = check_tokens(tokens, cache.lengths.shape[0], cache.max_length)
-        logits, (new_keys, new_values) = self.module.apply(
-            {"params": params.params}, tokens, cache, method="extend"
-        )
-        cache = cache.replace(
-            self_keys=write_at_lengths(cache.self_keys, new_keys, cache.lengths),
-            self_values=write_at_lengths(cache.self_values, new_values, cache.lengths),
-            lengths=cache.lengths + num_tokens,
-        )
-        return logits, cache
+        check_tokens(tokens, cache.lengths.shape[0], cache.max_length)
+        return self.module.apply({"params": params.params}, tokens, cache, method=method)
 
     def forward(
         self,
@@ -203,6 +209,16 @@ class T5Decoding:
             decoder_target_tokens,
             enable_dropout=False,
         )
+
+
+def _write(cache: T5Cache, new_kv: tuple[jax.Array, jax.Array], num_tokens: int) -> T5Cache:
+    """Write new keys, values [Lyr, B, K, N, H] at each row's end; lengths grow by K."""
+    new_keys, new_values = new_kv
+    return cache.replace(
+        self_keys=write_at_lengths(cache.self_keys, new_keys, cache.lengths),
+        self_values=write_at_lengths(cache.self_values, new_values, cache.lengths),
+        lengths=cache.lengths + num_tokens,
+    )
 
 
 def _check_inputs(params: Any) -> None:

@@ -17,7 +17,8 @@
 
 ``__call__``, ``encode`` and ``decode`` have T5X's signatures and semantics (teacher forcing,
 padding and packing masks). Cached decoding goes through ``cross_attention_kv`` and ``extend``
-(K tokens per call, each row at its own position), used by ``T5Decoding``.
+(K tokens per call, each row at its own position) or ``prefill`` (the same without the output
+layer), used by ``T5Decoding``.
 """
 
 from __future__ import annotations
@@ -137,6 +138,19 @@ class Decoder(nn.Module):
         relative position bias to a key at position p is that of (p - lengths[b] - i). The new
         keys and values, [Lyr, B, K, N, H], are returned for the caller to write.
         """
+        y, new_kv = self._blocks(tokens, cache)
+        return self._logits(y, deterministic=True), new_kv
+
+    def prefill(self, tokens: jax.Array, cache: T5Cache) -> tuple[jax.Array, jax.Array]:
+        """``extend`` without the output layer (final norm, logits): the new keys and values
+        [Lyr, B, K, N, H] only, for prompt tokens whose logits nobody reads."""
+        _, new_kv = self._blocks(tokens, cache)
+        return new_kv
+
+    def _blocks(
+        self, tokens: jax.Array, cache: T5Cache
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        """The decoder blocks of ``extend``: outputs [B, K, D] and the new keys and values."""
         batch, num_tokens = tokens.shape
         max_length = cache.max_length
         lengths = cache.lengths
@@ -165,8 +179,7 @@ class Decoder(nn.Module):
             )
             new_keys.append(key)
             new_values.append(value)
-        logits = self._logits(y, deterministic=True)
-        return logits, (jnp.stack(new_keys), jnp.stack(new_values))
+        return y, (jnp.stack(new_keys), jnp.stack(new_values))
 
     def _embed(self, tokens: jax.Array, deterministic: bool) -> jax.Array:
         y = self.shared_embedding(tokens.astype(jnp.int32))  # [B, K, D]
@@ -293,3 +306,7 @@ class Transformer(nn.Module):
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Cached decoder step: tokens [B, K] -> logits [B, K, V], new keys, values."""
         return self.decoder.extend(tokens, cache)
+
+    def prefill(self, tokens: jax.Array, cache: T5Cache) -> tuple[jax.Array, jax.Array]:
+        """Cached decoder step without the output layer: tokens [B, K] -> new keys, values."""
+        return self.decoder.prefill(tokens, cache)
