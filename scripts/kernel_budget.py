@@ -9,6 +9,8 @@ and the T5 1.1 decoders small, base, large, xxl (weights one array at a time, as
 ``_t5_bench.random_params``). Each in every variant (``VARIANTS``): 'old' is today's path
 (scanned layers, separate projections, einsum attention), 'new' the fast one (layers unrolled,
 fused projections, ``jax.nn.dot_product_attention``), the others single steps between them.
+T5's layers are always unrolled, so it runs 'old', 'unrolled_fused' (fused T5 params from
+``T5Decoding.fuse_params``), 'new' and 'cudnn'; the smoke run keeps 'old' and 'new' for T5.
 
 For each (model, variant):
   - kernels per decode step: ``spec_decode.bench.decode_step_kernels`` on the compiled
@@ -51,7 +53,7 @@ from spec_decode.models.t5 import T5Decoding, make_t5_inputs
 COMMAND_BUFFER_FLAGS = (
     "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL"
 )
-# name -> (layers unrolled, fused projections, attention); T5 reads only the attention.
+# name -> (layers unrolled, fused projections, attention); T5 (never scanned) reads the last two.
 VARIANTS = {
     "old": (False, False, "einsum"),
     "unrolled": (True, False, "einsum"),
@@ -152,21 +154,29 @@ def t5_tasks(args, sizes):
         config = dataclasses.replace(tb.t5_config(size, args.smoke), attention="einsum")
         state = {}
 
-        def inputs(config=config, state=state):
-            if "inputs" not in state:
+        def inputs(fused, config=config, state=state):
+            if "canonical" not in state:
                 params = tb.random_params(T5Decoding(config), jax.random.key(0))
                 encoder = jax.random.randint(jax.random.key(1), (1, CONTEXT), 2, config.vocab_size)
-                state["inputs"] = make_t5_inputs(params, encoder)
-            return state["inputs"]
+                state["canonical"] = make_t5_inputs(params, encoder)
+            if fused and "fused" not in state:
+                canonical = state["canonical"]
+                params = T5Decoding(config).fuse_params(canonical.params)
+                state["fused"] = make_t5_inputs(params, canonical.encoder_input_tokens)
+            return state["fused" if fused else "canonical"]
 
         for variant in args.variants:
-            if variant not in ("old", "new", "cudnn") or (args.smoke and variant != "new"):
-                continue  # T5's layers are never scanned and its projections not fused
-            model = T5Decoding(dataclasses.replace(config, attention=VARIANTS[variant][2]))
+            if variant == "unrolled":
+                continue  # T5's layers are never scanned: the same program as 'old'
+            _, fused, attention = VARIANTS[variant]
+            model = T5Decoding(
+                dataclasses.replace(config, attention=attention, fused_projections=fused)
+            )
             yield (
                 f"t5_{size}", variant,
                 lambda model=model, inputs=inputs, variant=variant: measure(
-                    model, inputs(), jnp.zeros((1, 1), jnp.int32), args, variant in TIMED_STEPS
+                    model, inputs(model.config.fused_projections), jnp.zeros((1, 1), jnp.int32),
+                    args, variant in TIMED_STEPS,
                 ),
             )  # fmt: skip
 

@@ -22,7 +22,9 @@ from spec_decode.models.t5.layers import LayerNorm, MlpBlock
 KeyValue = tuple[jax.Array, jax.Array]
 
 
-def _attention(cfg: T5Config) -> MultiHeadDotProductAttention:
+def _attention(cfg: T5Config, cross: bool = False) -> MultiHeadDotProductAttention:
+    """``cross``: attention to the encoder (its keys and values project another input)."""
+    fused = "q_kv" if cross else "qkv"
     return MultiHeadDotProductAttention(
         num_heads=cfg.num_heads,
         head_dim=cfg.head_dim,
@@ -31,6 +33,7 @@ def _attention(cfg: T5Config) -> MultiHeadDotProductAttention:
         dropout_rate=cfg.dropout_rate,
         float32_logits=cfg.float32_attention_logits,
         implementation=cfg.attention_implementation,
+        projections=fused if cfg.fused_projections else "separate",
     )
 
 
@@ -40,6 +43,7 @@ def _mlp(cfg: T5Config) -> MlpBlock:
         activations=cfg.mlp_activations,
         intermediate_dropout_rate=cfg.dropout_rate,
         dtype=cfg.activation_dtype,
+        fused=cfg.fused_projections,
     )
 
 
@@ -87,7 +91,7 @@ class DecoderLayer(nn.Module):
         self.pre_self_attention_layer_norm = LayerNorm(dtype=cfg.activation_dtype)
         self.self_attention = _attention(cfg)
         self.pre_cross_attention_layer_norm = LayerNorm(dtype=cfg.activation_dtype)
-        self.encoder_decoder_attention = _attention(cfg)
+        self.encoder_decoder_attention = _attention(cfg, cross=True)
         self.pre_mlp_layer_norm = LayerNorm(dtype=cfg.activation_dtype)
         self.mlp = _mlp(cfg)
         self.dropout = _residual_dropout(cfg)
@@ -113,17 +117,17 @@ class DecoderLayer(nn.Module):
         order. ``cross_mask`` broadcasts to [B, 1, K, S].
         """
         x = self.pre_self_attention_layer_norm(inputs)
-        new_key, new_value = self.self_attention.project_kv(x)  # [B, K, N, H]
+        query, new_key, new_value = self.self_attention.project_qkv(x)  # [B, K, N, H] each
         key, value = new_key, new_value
         if cached_kv is not None:
             key = jnp.concatenate([cached_kv[0].astype(key.dtype), key], axis=1)
             value = jnp.concatenate([cached_kv[1].astype(value.dtype), value], axis=1)
-        x = self.self_attention.attend(x, key, value, self_mask, self_bias, deterministic)
+        x = self.self_attention.attend(query, key, value, self_mask, self_bias, deterministic)
         x = self.dropout(x, deterministic=deterministic) + inputs
 
         y = self.pre_cross_attention_layer_norm(x)
         y = self.encoder_decoder_attention.attend(
-            y, cross_kv[0], cross_kv[1], cross_mask, None, deterministic
+            self.encoder_decoder_attention.query(y), *cross_kv, cross_mask, None, deterministic
         )
         y = self.dropout(y, deterministic=deterministic) + x
 

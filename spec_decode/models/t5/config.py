@@ -60,6 +60,10 @@ class T5Config:
         a softmax, as T5X), 'xla' or 'cudnn' (``jax.nn.dot_product_attention`` with the
         relative-position bias and mask as one bias, float32 logits); None: 'xla' on GPUs,
         where a decoder step is bound by its kernel launches, 'einsum' elsewhere.
+      fused_projections: not a T5X field either: the parameter layout. False is T5X's tree
+        (what checkpoints hold); True the fused one that ``T5Decoding.fuse_params`` makes:
+        self-attention ``qkv``, encoder-decoder ``kv`` and gated-MLP ``wi_fused`` kernels, one
+        matmul each where T5X's tree has three, two and two.
     """
 
     vocab_size: int
@@ -75,6 +79,7 @@ class T5Config:
     logits_via_embedding: bool = False
     float32_attention_logits: bool = False
     attention: str | None = None
+    fused_projections: bool = False
 
     def __post_init__(self):
         for field in _INT_FIELDS:
@@ -84,7 +89,7 @@ class T5Config:
         rate = self.dropout_rate
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
             raise ValueError(f"dropout_rate={rate!r} is not allowed: it must be in [0, 1)")
-        for field in ("logits_via_embedding", "float32_attention_logits"):
+        for field in ("logits_via_embedding", "float32_attention_logits", "fused_projections"):
             if not isinstance(getattr(self, field), bool):
                 raise ValueError(
                     f"{field}={getattr(self, field)!r} is not allowed: it must be True or False"

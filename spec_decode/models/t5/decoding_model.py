@@ -37,6 +37,7 @@ from flax.linen import partitioning
 from jax.sharding import PartitionSpec
 
 from spec_decode.core.contract import check_tokens, write_at_lengths
+from spec_decode.models.t5 import fusion
 from spec_decode.models.t5.cache import T5Cache
 from spec_decode.models.t5.config import T5Config
 from spec_decode.models.t5.network import Transformer
@@ -98,6 +99,19 @@ class T5Decoding:
     def max_length(self) -> None:
         """No limit: relative position buckets cover any decoder length."""
         return None
+
+    @property
+    def fused(self) -> T5Decoding:
+        """This model with the fused parameter layout (``fuse_params`` makes its params)."""
+        return T5Decoding(dataclasses.replace(self.config, fused_projections=True))
+
+    def fuse_params(self, params: Params) -> Params:
+        """T5X's tree -> the fused one, for ``self.fused`` (see ``fusion.py``)."""
+        return fusion.fuse_params(self.config, params)
+
+    def unfuse_params(self, params: Params) -> Params:
+        """The inverse of ``fuse_params``: T5X's tree, as checkpoints hold it."""
+        return fusion.unfuse_params(self.config, params)
 
     @property
     def module(self) -> Transformer:

@@ -7,6 +7,8 @@ tree with the logical axis names T5X's partitioner reads ('vocab', 'embed', 'joi
 
 Kernels are stored flat, [inputs, outputs], as in T5X: the query kernel is [D, N*H] and the
 attention output kernel [N*H, D], whatever the shapes the computation reshapes them to.
+``StackedDense`` is the fused layout's exception: P projections of one input stacked as a
+[inputs, P, outputs] kernel, one matmul where T5X's tree has P.
 """
 
 from __future__ import annotations
@@ -62,6 +64,50 @@ class DenseGeneral(nn.Module):
         return jnp.reshape(y, (*batch_shape, *features))
 
 
+def stacked_init(inits: Sequence[Initializer]) -> Initializer:
+    """An initialiser of a [in, P, out] kernel whose part p is drawn as ``inits[p]`` draws an
+    [in, out] kernel (the same fan-in scales as the separate kernels)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        in_size, parts, out_size = shape
+        if parts != len(inits):
+            raise ValueError(f"shape={shape} is not allowed: it must have {len(inits)} parts")
+        keys = jax.random.split(key, parts)
+        return jnp.stack(
+            [fn(k, (in_size, out_size), dtype) for fn, k in zip(inits, keys, strict=True)], axis=1
+        )
+
+    return init
+
+
+class StackedDense(nn.Module):
+    """P projections of the same input as one matmul: x [..., in] -> [..., P, *features].
+
+    The kernel is [in, P, prod(features)]: part p is what a ``DenseGeneral`` of ``features``
+    would hold, so splitting it on axis 1 gives back the separate kernels exactly. No bias.
+    """
+
+    features: int | tuple[int, ...]
+    kernel_inits: tuple[Initializer, ...]
+    dtype: Any = jnp.float32
+    kernel_axes: tuple[str | None, ...] = ()
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        features = self.features if isinstance(self.features, tuple) else (self.features,)
+        parts, in_size = len(self.kernel_inits), inputs.shape[-1]
+        kernel = partitioning.param_with_axes(
+            "kernel",
+            stacked_init(self.kernel_inits),
+            (in_size, parts, math.prod(features)),
+            jnp.float32,
+            axes=self.kernel_axes,
+        )
+        flat = jnp.reshape(kernel.astype(self.dtype), (in_size, -1))  # [in, P * out]
+        y = jnp.dot(inputs.astype(self.dtype), flat)
+        return jnp.reshape(y, (*inputs.shape[:-1], parts, *features))
+
+
 class LayerNorm(nn.Module):
     """T5's RMS norm: x * rsqrt(mean(x^2) + eps) * scale, no mean subtraction, no bias.
 
@@ -109,25 +155,49 @@ class Embed(nn.Module):
         return jnp.dot(query, self.embedding.astype(jnp.float32).T)
 
 
+# The stacked axis of a fused kernel holds different projections: never split across devices
+# (the 'mlp' or 'joined_kv' axis after it still is, each device holding the same slice of
+# every part).
+FUSED_MLP_AXES = ("embed", None, "mlp")
+
+
 class MlpBlock(nn.Module):
-    """prod_i act_i(x @ wi_i) @ wo, with dropout on the hidden layer (broadcast over length)."""
+    """prod_i act_i(x @ wi_i) @ wo, with dropout on the hidden layer (broadcast over length).
+
+    ``fused`` (with several activations): the ``wi_i`` as one ``wi_fused`` [D, P, F] kernel.
+    """
 
     intermediate_dim: int
     activations: Sequence[str] = ("relu",)
     intermediate_dropout_rate: float = 0.1
     dtype: Any = jnp.float32
+    fused: bool = False
 
     @nn.compact
     def __call__(self, inputs: jax.Array, deterministic: bool = True) -> jax.Array:
-        hidden = []
-        for index, name in enumerate(self.activations):
-            dense = DenseGeneral(
+        parts = len(self.activations)
+        if self.fused and parts > 1:
+            projected = StackedDense(
                 self.intermediate_dim,
+                (FAN_IN_TRUNCATED,) * parts,
                 dtype=self.dtype,
-                kernel_axes=("embed", "mlp"),
-                name="wi" if len(self.activations) == 1 else f"wi_{index}",
-            )
-            hidden.append(activation_fn(name)(dense(inputs)))
+                kernel_axes=FUSED_MLP_AXES,
+                name="wi_fused",
+            )(inputs)  # [..., P, F]
+            projections = [projected[..., index, :] for index in range(parts)]
+        else:
+            projections = [
+                DenseGeneral(
+                    self.intermediate_dim,
+                    dtype=self.dtype,
+                    kernel_axes=("embed", "mlp"),
+                    name="wi" if parts == 1 else f"wi_{index}",
+                )(inputs)
+                for index in range(parts)
+            ]
+        hidden = [
+            activation_fn(name)(x) for name, x in zip(self.activations, projections, strict=True)
+        ]
         x = functools.reduce(operator.mul, hidden)  # [..., F]
         x = nn.Dropout(rate=self.intermediate_dropout_rate, broadcast_dims=(-2,))(
             x, deterministic=deterministic
