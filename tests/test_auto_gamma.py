@@ -244,3 +244,18 @@ def test_round_costs_are_measured_in_the_loop():
     costs = measure_round_costs(target, t_params, draft, d_params, batch=2, max_gamma=2)
     assert costs.rounds is not None and costs.rounds[0] == 1.0
     assert len(costs.rounds) == 3 and all(0 < r < 1e3 for r in costs.rounds)
+
+
+def test_acceptance_is_estimated_by_position():
+    """Rounds at gamma 2 accepting 0, 2, 1: position 1 kept 2 of 3, position 2 kept 1 of 2;
+    position 3 was never reached and takes position 2's rate."""
+    policy = GammaPolicy(COSTS, prior_alpha=0.5, prior_weight=2.0)
+    accepted = jnp.array([[0, 2, 1, -1]])
+    gammas = jnp.array([2, 2, 2, -1])
+    a1 = (2 + 2 * 0.5) / (3 + 2)
+    a2 = (1 + 2 * a1) / (2 + 2)
+    rates = np.asarray(policy.acceptance_rates(accepted, gammas))
+    np.testing.assert_allclose(rates, [a1, a2, a2], rtol=1e-6)
+    tokens = np.array([1, 1 + a1, 1 + a1 + a1 * a2, 1 + a1 + a1 * a2 + a1 * a2 * a2])
+    want = tokens / np.asarray(COSTS.per_round)
+    np.testing.assert_allclose(policy.speed(jnp.asarray(rates)), want, rtol=1e-6)

@@ -6,9 +6,10 @@ costs g * c + v(g) target steps, v(g) being a (g+1)-token target call relative t
 (v(0) = 1: g = 0 is a plain autoregressive step), or, when measured, R(g): a whole round of the
 decoder's loop with g drafts relative to a plain step, bookkeeping and loop overhead included
 (``RoundCosts.rounds``; at batch 64 on an H200 the parts alone overestimated g = 1 by 13%). The
-policy takes the g of the largest E(g) / cost(g), with alpha estimated from every draft examined
-so far in the batch (a Beta prior keeps the first rounds sensible). It is exact whatever it picks:
-the choice depends only on rounds already committed, never on the current round's randomness.
+policy takes the g of the largest E(g) / cost(g), with acceptance estimated by draft position
+from every draft examined so far in the batch (``acceptance_rates``; a prior keeps the first
+rounds sensible). It is exact whatever it picks: the choice depends only on rounds already
+committed, never on the current round's randomness.
 
 Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
 
@@ -130,20 +131,45 @@ class GammaPolicy:
         return self.costs.max_gamma
 
     def speed(self, alpha: jax.Array) -> jax.Array:
-        """Expected tokens per unit of cost of every g in 0..max_gamma: [G + 1]."""
-        alpha = jnp.clip(alpha, 0.0, 0.999)
-        g = jnp.arange(self.max_gamma + 1, dtype=jnp.float32)
-        tokens = (1 - alpha ** (g + 1)) / (1 - alpha)
+        """Expected tokens per unit of cost of every g in 0..max_gamma: [G + 1].
+
+        ``alpha`` is one acceptance rate (i.i.d. drafts, the paper's model) or [G] rates by
+        position, a_j = P(draft j accepted | drafts 1..j-1 accepted): E(g) = 1 + sum over
+        i <= g of a_1 ... a_i.
+        """
+        rates = jnp.broadcast_to(jnp.clip(alpha, 0.0, 1.0), (self.max_gamma,))
+        reach = jnp.cumsum(jnp.cumprod(rates.astype(jnp.float32)))
+        tokens = jnp.concatenate([jnp.ones((1,), jnp.float32), 1 + reach])
         return tokens / jnp.asarray(self.costs.per_round, jnp.float32)
+
+    def acceptance_rates(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array):
+        """[G] a_j from every round so far: drafts accepted at position j / drafts examined there.
+
+        Acceptance is not independent of position in real text (a draft that got one token
+        right often gets the next: on SmolLM2 alpha was 0.43 at gamma 2 and 0.57 at gamma 4), so
+        one pooled alpha undervalues long rounds. Each a_j is smoothed toward a_{j-1} (a_0 =
+        prior_alpha) with prior_weight examined drafts: a position no round reached yet takes
+        its predecessor's rate, and the policy climbs to it when that pays.
+        """
+        position = jnp.arange(1, self.max_gamma + 1)  # j
+        accepted = accepted_per_round[:, :, None]  # [B, R, 1]: n per row and round, -1 = none
+        reached = (accepted >= 0) & (position <= gamma_per_round[None, :, None])
+        examined = jnp.sum(reached & (accepted >= position - 1), axis=(0, 1))  # [G]
+        kept = jnp.sum(reached & (accepted >= position), axis=(0, 1))  # [G]
+        weight = self.prior_weight
+
+        def smooth(previous, counts):
+            kept, examined = counts
+            rate = (kept + weight * previous) / (examined + weight)
+            return rate, rate
+
+        prior = jnp.float32(self.prior_alpha)
+        _, rates = jax.lax.scan(smooth, prior, (kept.astype(jnp.float32), examined))
+        return rates
 
     def choose(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array, rounds):
         """g for the next round, from the rounds so far ([B, R] accepted, [R] gamma; -1 = none)."""
-        taken = accepted_per_round >= 0
-        accepted = jnp.sum(jnp.where(taken, accepted_per_round, 0))
-        rejected = jnp.sum(taken & (accepted_per_round < gamma_per_round[None, :]))
-        weight = self.prior_weight
-        alpha = (accepted + weight * self.prior_alpha) / (accepted + rejected + weight)
-        speed = self.speed(alpha.astype(jnp.float32))
+        speed = self.speed(self.acceptance_rates(accepted_per_round, gamma_per_round))
         best = jnp.argmax(speed)  # ties: the smaller g
         best = jnp.where(speed[best] > (1 + self.margin) * speed[0], best, 0)
         index = jnp.arange(gamma_per_round.shape[0])
