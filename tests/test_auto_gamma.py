@@ -118,7 +118,8 @@ def test_a_useless_draft_is_switched_off_and_probed():
     probe_every rounds."""
     target, t_params = tiny_llama(2, seed=0, vocab_size=64, max_length=256)
     draft, d_params = tiny_llama(1, seed=9, vocab_size=64, max_length=256)
-    policy = GammaPolicy(RoundCosts(draft=0.2, verify=(1.0, 1.1, 1.2, 1.3)), probe_every=16)
+    costs = RoundCosts(draft=0.2, verify=(1.0, 1.1, 1.2, 1.3))
+    policy = GammaPolicy(costs, probe_every=16, first_probe=16)  # a fixed interval
     decoder = SpeculativeDecoder(
         target, draft, "auto", max_new_tokens=120, sampling=SamplingConfig(temperature=0.0),
         policy=policy,
@@ -196,8 +197,8 @@ def test_a_constant_policy_is_fixed_gamma_round_for_round(temperature):
     assert auto.summary()["alpha"] == fixed.summary()["alpha"]
 
 
-def _hold(policy, gammas, gamma):
-    record = jnp.asarray(list(gammas) + [-1] * (40 - len(gammas)), jnp.int32)
+def _hold(policy, gammas, gamma, length=40):
+    record = jnp.asarray(list(gammas) + [-1] * (length - len(gammas)), jnp.int32)
     return int(policy.hold(jnp.int32(gamma), record, jnp.int32(len(gammas))))
 
 
@@ -215,11 +216,24 @@ def test_a_drafting_choice_holds_as_long_as_the_drafting_run_so_far():
 
 
 def test_plain_steps_hold_until_the_next_probe():
-    policy = GammaPolicy(COSTS, probe_every=16)
+    policy = GammaPolicy(COSTS, probe_every=16, first_probe=16)
     assert _hold(policy, [], 0) == 16
     assert _hold(policy, [3, 3], 0) == 16
     assert _hold(policy, [3, 3] + [0] * 5, 0) == 11
     assert _hold(policy, [3] + [0] * 30, 0) == 1  # overdue: never zero rounds
+
+
+def test_probes_back_off_from_first_probe_to_probe_every():
+    """A useless draft: plain runs of 8, 8, 16, 32, 64, 64 between g = 1 probes."""
+    policy = GammaPolicy(COSTS, probe_every=64, first_probe=8)
+    gammas, runs = [2, 2], []
+    while len(gammas) < 300:
+        run = _hold(policy, gammas, 0, length=400)
+        runs.append(run)
+        gammas += [0] * run + [1]
+    assert runs[:6] == [8, 8, 16, 32, 64, 64], runs
+    with pytest.raises(ValueError, match="first_probe=9 is not allowed"):
+        GammaPolicy(COSTS, probe_every=8, first_probe=9)
 
 
 def test_measured_whole_rounds_replace_the_parts():

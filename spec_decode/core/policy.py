@@ -20,8 +20,10 @@ Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
     3 | 2.18 | 1.50 | 1.45
 
 When g = 0 wins (a useless or slow draft, or a batch large enough that verification is no
-longer free), the draft is left alone; every ``probe_every`` rounds a g = 1 round re-measures
-alpha, so a draft that starts agreeing again is taken back.
+longer free), the draft is left alone; a g = 1 round re-measures alpha after a run of plain
+steps as long as all plain steps before it, at least ``first_probe`` and at most ``probe_every``
+(8, 8, 16, 32, 64, 64, ...), so a good draft switched off by an unlucky start is soon taken
+back and a useless one costs few probes.
 
 A choice holds for a stretch of rounds (``hold``), run as one inner loop, so the choosing itself
 (a ``lax.switch``, and a host round trip on GPUs) is paid once per stretch, not per round: plain
@@ -101,7 +103,8 @@ class GammaPolicy:
       margin: draft only when the best g is predicted faster than a plain step by this fraction
         (the cost model leaves out a round's own bookkeeping; on H200 at batch 64 it
         overestimated gamma 2 by about 14%).
-      probe_every: after this many rounds without drafting, one g = 1 round.
+      first_probe, probe_every: the shortest and the longest run of plain steps before a g = 1
+        probe round (the run doubles in between).
       max_hold: the longest stretch of drafting rounds one choice holds for.
     """
 
@@ -110,6 +113,7 @@ class GammaPolicy:
     prior_weight: float = 6.0
     margin: float = 0.05
     probe_every: int = 64
+    first_probe: int = 8
     max_hold: int = 8
 
     def __post_init__(self):
@@ -121,10 +125,15 @@ class GammaPolicy:
             raise ValueError(f"prior_weight={self.prior_weight!r} is not allowed: it is > 0")
         if not _is_number(self.margin) or not 0 <= self.margin < math.inf:
             raise ValueError(f"margin={self.margin!r} is not allowed: it is a number >= 0")
-        for name in ("probe_every", "max_hold"):
+        for name in ("probe_every", "first_probe", "max_hold"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} is not allowed: it is an integer >= 1")
+        if self.first_probe > self.probe_every:
+            raise ValueError(
+                f"first_probe={self.first_probe} is not allowed: it must be <= probe_every="
+                f"{self.probe_every}"
+            )
 
     @property
     def max_gamma(self) -> int:
@@ -172,18 +181,26 @@ class GammaPolicy:
         speed = self.speed(self.acceptance_rates(accepted_per_round, gamma_per_round))
         best = jnp.argmax(speed)  # ties: the smaller g
         best = jnp.where(speed[best] > (1 + self.margin) * speed[0], best, 0)
-        index = jnp.arange(gamma_per_round.shape[0])
-        last_draft = jnp.max(jnp.where(gamma_per_round > 0, index, -1))
-        probe = (best == 0) & (rounds - 1 - last_draft >= self.probe_every)
+        since, interval = self._plain_run(gamma_per_round, rounds)
+        probe = (best == 0) & (since >= interval)
         return jnp.where(probe, 1, best).astype(jnp.int32)
+
+    def _plain_run(self, gamma_per_round: jax.Array, rounds):
+        """(plain steps since the last drafting round, the run after which the next probe is)."""
+        index = jnp.arange(gamma_per_round.shape[0])
+        past = index < rounds
+        last_draft = jnp.max(jnp.where(past & (gamma_per_round > 0), index, -1))
+        since = rounds - 1 - last_draft
+        plain_before = jnp.sum(past & (gamma_per_round == 0)) - since
+        return since, jnp.clip(plain_before, self.first_probe, self.probe_every)
 
     def hold(self, gamma: jax.Array, gamma_per_round: jax.Array, rounds) -> jax.Array:
         """Rounds the chosen ``gamma`` runs for before the next choice (>= 1; see the module)."""
         index = jnp.arange(gamma_per_round.shape[0])
         past = index < rounds
-        last_draft = jnp.max(jnp.where(past & (gamma_per_round > 0), index, -1))
         last_plain = jnp.max(jnp.where(past & (gamma_per_round == 0), index, -1))
-        until_probe = self.probe_every - (rounds - 1 - last_draft)
+        since, interval = self._plain_run(gamma_per_round, rounds)
+        until_probe = interval - since
         drafting_run = rounds - 1 - last_plain
         hold = jnp.where(gamma == 0, until_probe, jnp.minimum(drafting_run, self.max_hold))
         return jnp.maximum(hold, 1).astype(jnp.int32)
