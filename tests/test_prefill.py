@@ -151,3 +151,16 @@ def test_the_app_announces_first_compilation_and_long_prefills():
     assert "compiling" in generation.announce(decoder, long, out)
     assert "prefilling 1,025 prompt tokens" in generation.announce(decoder, long, out)
     assert len(out.getvalue().splitlines()) == 3
+
+
+def test_prefill_with_a_fused_attention_kernel_equals_extend():
+    """GPUs' path ('xla': the cache read whole, as extend reads it) writes the same cache."""
+    model, params = _llama()
+    fused = type(model)(dataclasses.replace(model.config, attention="xla"))
+    rng = np.random.default_rng(3)
+    tokens = jnp.asarray(rng.integers(0, VOCAB, (2, 21)), jnp.int32)
+    empty = model.init_cache(params, 2, 40)
+    _, want = model.extend(params, tokens, empty)
+    got = prefill_lib.chunked_prefill(fused, params, tokens, empty, 8)
+    assert np.array_equal(got.lengths, want.lengths)
+    _valid_equal(got, want, got.lengths)

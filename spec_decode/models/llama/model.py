@@ -43,7 +43,7 @@ import numpy as np
 from spec_decode.core.contract import check_tokens, write_at_lengths
 from spec_decode.models.llama import cache as cache_lib
 from spec_decode.models.llama.cache import LlamaCache
-from spec_decode.models.llama.config import LlamaConfig
+from spec_decode.models.llama.config import LlamaConfig, fast_path
 from spec_decode.models.llama.network import Transformer
 
 
@@ -149,9 +149,15 @@ class LlamaLM:
         return self._extend(params, tokens, cache, head=False)
 
     def prefill(self, params: dict, tokens: jax.Array, cache: LlamaCache) -> LlamaCache:
-        """``extend`` for a prompt chunk: no output layer, and the cache read in blocks of K
-        positions below the rows' lengths, not whole (``attend_blocked``); the cache only."""
-        _, cache = self._extend(params, tokens, cache, head=False, blocked=True)
+        """``extend`` for a prompt chunk without the output layer; the cache only.
+
+        With the einsum attention (CPUs, TPUs) the cache is read in blocks of K positions below
+        the rows' lengths, not whole (``attend_blocked``). A fused attention kernel ('xla',
+        'cudnn': GPUs) reads it whole as ``extend`` does: on an H200 the blocked loop made a
+        512-token prompt 2x slower than one ``extend`` with logits (BENCHMARKS.md).
+        """
+        blocked = fast_path(self.config)[1] == "einsum"
+        _, cache = self._extend(params, tokens, cache, head=False, blocked=blocked)
         return cache
 
     def _extend(self, params, tokens, cache, head, blocked=False):
