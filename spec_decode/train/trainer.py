@@ -65,18 +65,20 @@ class TrainConfig:
       progress: show a tqdm bar.
     """
 
-    steps: int = 10_000
-    train_seconds: float | None = None
+    # Budgets and reporting are not read by the compiled step: compare=False keeps them out of
+    # the hash, so changing them reuses the compiled step.
+    steps: int = dataclasses.field(default=10_000, compare=False)
+    train_seconds: float | None = dataclasses.field(default=None, compare=False)
     base_learning_rate: float = 1.0
     warmup_steps: int = 10_000
     linear_warmup: bool = False
     z_loss: float = 1e-4
     label_smoothing: float = 0.0
     loss_normalizing_factor: float | None = None
-    eval_every: int = 1000
-    log_every: int = 100
+    eval_every: int = dataclasses.field(default=1000, compare=False)
+    log_every: int = dataclasses.field(default=100, compare=False)
     seed: int = 0
-    progress: bool = True
+    progress: bool = dataclasses.field(default=True, compare=False)
 
     def __post_init__(self):
         for name, least in (("steps", 1), ("warmup_steps", 1), ("eval_every", 0), ("log_every", 1)):
@@ -133,9 +135,13 @@ class T5Trainer:
     def init_state(self, key: jax.Array, params: Params | None = None) -> TrainState:
         """Random T5X-initialised params (or the given ones, e.g. a checkpoint's) and step 0."""
         if params is None:
-            params = jax.jit(self.model.init)(key)
+            params = self._init_params(key)
         params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
         return TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _init_params(self, key: jax.Array) -> Params:
+        return self.model.init(key)
 
     def logits(self, params: Params, batch: dict, dropout_key: jax.Array | None = None):
         """Teacher-forced logits [B, T, V] (float32); dropout when a key is given."""

@@ -53,6 +53,7 @@ def train_vocabulary(
     prefix = Path(model_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     sentences = (t for t in texts if t and t.strip())
+    sentencepiece.set_random_generator_seed(seed)  # the sampling of input_sentence_size
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=sentences,
         model_prefix=str(prefix),
@@ -66,7 +67,6 @@ def train_vocabulary(
         character_coverage=character_coverage,
         input_sentence_size=input_sentence_size,
         shuffle_input_sentence=True,
-        random_seed=seed,
         minloglevel=2,
     )
     return str(prefix.with_suffix(".model"))
