@@ -35,7 +35,8 @@ def train_vocabulary(
     """Train a unigram model on ``texts`` (one sentence each); returns '<model_prefix>.model'.
 
     ``vocab_size`` counts the model's pieces (pad, EOS, UNK and, with ``byte_fallback``, the
-    256 byte pieces that spell any character the pieces miss). At most
+    256 byte pieces that spell any character the pieces miss); on a text too small to fill it
+    the model has fewer (``get_piece_size()``), never more. At most
     ``input_sentence_size`` sentences are sampled (shuffled by ``seed``) from longer inputs.
     """
     import sentencepiece  # the 't5x' extra
@@ -67,6 +68,7 @@ def train_vocabulary(
         character_coverage=character_coverage,
         input_sentence_size=input_sentence_size,
         shuffle_input_sentence=True,
+        hard_vocab_limit=False,
         minloglevel=2,
     )
     return str(prefix.with_suffix(".model"))
