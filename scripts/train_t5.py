@@ -60,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.smoke:
-        args.vocab_size, args.extra_ids = 320, 4
+        args.vocab_size, args.extra_ids = 512, 4
         args.max_input_length = args.max_target_length = 32
         args.batch_size, args.steps, args.warmup_steps, args.eval_every = 16, 20, 10, 10
         args.eval_examples, args.dtype = 32, "float32"

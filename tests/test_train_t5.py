@@ -220,6 +220,7 @@ BAD = [
     ("task", lambda: corpus_file("/tmp", "translation_de_en", "train")),
     ("split", lambda: corpus_file("/tmp", "summarization", "dev")),
     ("vocab_size", lambda: train_vocabulary(["a b"], "/tmp/never", vocab_size=100)),
+    ("vocab_size", lambda: train_vocabulary(["abc def"], "/tmp/never", vocab_size=260)),  # chars
     ("fmt", lambda: save_checkpoint({"a": np.zeros(1)}, "/tmp/never", 0, fmt="zarr")),
 ]
 

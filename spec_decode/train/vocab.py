@@ -55,6 +55,20 @@ def train_vocabulary(
     prefix.parent.mkdir(parents=True, exist_ok=True)
     sentences = (t for t in texts if t and t.strip())
     sentencepiece.set_random_generator_seed(seed)  # the sampling of input_sentence_size
+    try:
+        _train(sentencepiece, sentences, prefix, vocab_size, byte_fallback, character_coverage,
+               input_sentence_size)  # fmt: skip
+    except RuntimeError as error:
+        if "required_chars" not in str(error):
+            raise
+        raise ValueError(
+            f"vocab_size={vocab_size} is not allowed for this text: its characters (at "
+            f"character_coverage={character_coverage}) need more pieces: {error}"
+        ) from error
+    return str(prefix.with_suffix(".model"))
+
+
+def _train(sentencepiece, sentences, prefix, vocab_size, byte_fallback, coverage, size) -> None:
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=sentences,
         model_prefix=str(prefix),
@@ -65,13 +79,12 @@ def train_vocabulary(
         unk_id=UNK_ID,
         bos_id=-1,
         byte_fallback=byte_fallback,
-        character_coverage=character_coverage,
-        input_sentence_size=input_sentence_size,
+        character_coverage=coverage,
+        input_sentence_size=size,
         shuffle_input_sentence=True,
         hard_vocab_limit=False,
         minloglevel=2,
     )
-    return str(prefix.with_suffix(".model"))
 
 
 def load_vocabulary(path: str | Path, extra_ids: int = 0) -> SentencePieceVocabulary:
