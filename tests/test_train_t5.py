@@ -234,3 +234,13 @@ def test_bad_arguments_raise_value_errors_naming_them(name, call):
 def test_extra_id_out_of_range(vocab_path):
     with pytest.raises(ValueError, match="index"):
         extra_id(4, load_vocabulary(vocab_path, extra_ids=4))
+
+
+def test_bfloat16_activations_keep_float32_params():
+    trainer = T5Trainer(T5Config(**{**TINY.__dict__, "dtype": "bfloat16"}))
+    state = trainer.init_state(
+        jax.random.key(0), T5Trainer(TINY).init_state(jax.random.key(0)).params
+    )
+    state, sums = trainer.train_step(state, next(batches(copy_examples(16), 16, 8, 8)))
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.params))
+    assert np.isfinite(float(sums["loss"])) and int(state.step) == 1
