@@ -114,3 +114,13 @@ def test_prefill_throughput_measures_both_llama_paths_and_t5_and_keeps_to_its_bu
     assert script.main(["--smoke", "--seconds", "1e-9", "--out", str(out)]) == 1
     (record,) = json.loads(out.read_text())["records"]
     assert record["error"].startswith("not started") and record["model"] == "llama"
+
+
+def test_train_t5_trains_evaluates_saves_and_reloads_its_checkpoint(tmp_path):
+    script = _script("train_t5")
+    assert script.main(["--smoke", "--model-dir", str(tmp_path), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["steps"] == 20 and summary["reloaded_checkpoint_matches"]
+    (first, first_metrics), (_, last_metrics) = summary["eval"][0], summary["eval"][-1]
+    assert first == 10 and last_metrics["loss"] < first_metrics["loss"]
+    assert (tmp_path / "checkpoint_20" / "state" / "_METADATA").is_file()

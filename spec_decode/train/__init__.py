@@ -1,0 +1,33 @@
+"""Training T5 pairs on the corpus: vocabulary, batches, T5X's loss, optimizer and trainer."""
+
+from spec_decode.train.data import TASKS, batches, corpus_file, read_pairs, shift_right, tokenize
+from spec_decode.train.loss import cross_entropy_sums
+from spec_decode.train.optim import adafactor, rsqrt_schedule
+from spec_decode.train.trainer import (
+    T5Trainer,
+    TrainConfig,
+    TrainState,
+    load_params,
+    save_checkpoint,
+)
+from spec_decode.train.vocab import extra_id, load_vocabulary, train_vocabulary
+
+__all__ = [
+    "TASKS",
+    "T5Trainer",
+    "TrainConfig",
+    "TrainState",
+    "adafactor",
+    "batches",
+    "corpus_file",
+    "cross_entropy_sums",
+    "extra_id",
+    "load_params",
+    "load_vocabulary",
+    "read_pairs",
+    "rsqrt_schedule",
+    "save_checkpoint",
+    "shift_right",
+    "tokenize",
+    "train_vocabulary",
+]
