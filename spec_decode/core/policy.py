@@ -5,11 +5,11 @@ assumed: a round with g drafts emits E(g) = (1 - alpha^(g+1)) / (1 - alpha) toke
 costs g * c + v(g) target steps, v(g) being a (g+1)-token target call relative to a 1-token one
 (v(0) = 1: g = 0 is a plain autoregressive step), or, when measured, R(g): a whole round of the
 decoder's loop with g drafts relative to a plain step, bookkeeping and loop overhead included
-(``RoundCosts.rounds``; at batch 64 on an H200 the parts put g = 1 at 1.32 plain steps, the
-whole round measured 1.19). The policy takes the g of the largest E(g) / cost(g), with
-acceptance estimated by draft position from every draft examined so far in the batch
-(``acceptance_rates``; a prior keeps the first rounds sensible). It is exact whatever it picks: the choice depends only on rounds already
-committed, never on the current round's randomness.
+(``RoundCosts.rounds``; at batch 64 on an H200 the parts put g = 1 at 1.32 plain steps, the whole
+round measured 1.19). The policy takes the g of the largest E(g) / cost(g), with acceptance
+estimated by draft position from every draft examined so far in the batch (``acceptance_rates``; a
+prior keeps the first rounds sensible). It is exact whatever it picks: the choice depends only on
+rounds already committed, never on the current round's randomness.
 
 Worked example, c = 0.1, v = (1, 1.05, 1.1, 1.2), alpha_hat = 0.6:
 
