@@ -25,7 +25,8 @@ import jax.numpy as jnp
 
 Block = tuple[jax.Array, jax.Array, jax.Array]  # keys, values [B, L, Nkv, H], mask [B, K|1, L]
 
-ATTENTION_IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
+ATTENTION_IMPLEMENTATIONS = ("einsum", "xla", "cudnn", "pallas")  # pallas: pallas_attention.py
+PALLAS = "pallas"
 BLOCKED = "blocked"  # not a config choice: what ``LlamaLM.prefill`` runs on every backend
 
 

@@ -36,7 +36,10 @@ class LlamaConfig:
         >= num_layers unrolls them all (no loop, one kernel sequence). The parameter layout is
         the same either way. None: the backend's choice (``fast_path``).
       attention: 'einsum' (two blocks under one softmax, the cache never copied), 'xla' or
-        'cudnn' (``jax.nn.dot_product_attention``, XLA choosing or cuDNN's fused kernel). None:
+        'cudnn' (``jax.nn.dot_product_attention``, XLA choosing or cuDNN's fused kernel),
+        'pallas' (rotary and attention in one Triton kernel, ``pallas_attention.py``; extends of
+        at most 16 tokens, longer ones and uncached passes take 'xla'; off GPUs it runs
+        interpreted, for tests). None:
         the backend's choice (``fast_path``).
 
     Launch-bound GPUs (a small model at batch 1: ~2 us per kernel, hundreds per step) want the

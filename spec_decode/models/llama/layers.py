@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from spec_decode.models.llama import attention as attention_lib
+from spec_decode.models.llama import pallas_attention
 from spec_decode.models.llama.config import LlamaConfig
 
 Dtype = Any
@@ -116,7 +117,9 @@ class Attention(nn.Module):
 
     ``fused``: one ``qkv`` projection instead of ``query``, ``key``, ``value``; ``attention``:
     an entry of ``ATTENTION_IMPLEMENTATIONS``, or ``BLOCKED`` for prefill chunks (which need a
-    cache; see ``attention.py``).
+    cache; see ``attention.py``). ``PALLAS`` rotates and attends in one kernel
+    (``pallas_attention.py``): then ``cache`` is every layer's, [Lyr, B, L, Nkv, H], read at
+    ``layer``, and ``cache_mask`` is the rows' lengths [B].
     """
 
     num_heads: int
@@ -134,6 +137,7 @@ class Attention(nn.Module):
         rotary: tuple[jax.Array, jax.Array],
         cache: tuple[jax.Array, jax.Array] | None,
         cache_mask: jax.Array | None,
+        layer: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """x [B, K, D], rotary a ``rotary_table`` of the K positions; cache (keys, values)
         [B, L, Nkv, H], mask [B, K or 1, L].
@@ -141,6 +145,8 @@ class Attention(nn.Module):
         Without a cache this is plain causal self-attention over the K positions.
         """
         heads, kv_heads = self.num_heads, self.num_kv_heads
+        if self.attention == attention_lib.PALLAS:
+            return self._pallas(x, rotary, cache, cache_mask, layer)
         if self.fused:
             qkv = _dense(self, "qkv", (heads + 2 * kv_heads, self.head_dim), QKV_AXES)(x)
             # Query and key heads rotate together: one elementwise pass.
@@ -167,6 +173,27 @@ class Attention(nn.Module):
         out = _dense(self, "out", x.shape[-1], OUT_AXES, axis=(-2, -1))(out)
         return out, (keys, values)
 
+    def _pallas(self, x, rotary, cache, lengths, layer):
+        heads, kv_heads = self.num_heads, self.num_kv_heads
+        if self.fused:
+            qkv = _dense(self, "qkv", (heads + kv_heads * 2, self.head_dim), QKV_AXES)(x)
+        else:  # the canonical tree: one join of the three projections
+            qkv = jnp.concatenate(
+                [
+                    _dense(self, "query", (heads, self.head_dim), QUERY_AXES)(x),
+                    _dense(self, "key", (kv_heads, self.head_dim), KEY_VALUE_AXES)(x),
+                    _dense(self, "value", (kv_heads, self.head_dim), KEY_VALUE_AXES)(x),
+                ],
+                axis=2,
+            )  # [B, K, N + 2 Nkv, H]
+        sin, cos = rotary
+        out, keys = pallas_attention.rotary_attention(
+            qkv, sin[:, :, 0], cos[:, :, 0], cache[0], cache[1], layer, lengths,
+            num_heads=heads, num_kv_heads=kv_heads, interpret=jax.default_backend() != "gpu",
+        )  # fmt: skip
+        out = _dense(self, "out", x.shape[-1], OUT_AXES, axis=(-2, -1))(out)
+        return out, (keys, qkv[:, :, heads + kv_heads :])
+
 
 class Mlp(nn.Module):
     """SwiGLU: down(silu(gate(x)) * up(x)); ``fused``: gate and up as one ``gate_up`` matmul."""
@@ -191,7 +218,10 @@ class DecoderBlock(nn.Module):
     """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x)).
 
     Written for ``nn.scan``: the residual stream x is the carry, the layer's cache slice is the
-    scanned input and the new keys and values are the scanned output.
+    scanned input and the new keys and values are the scanned output. With the ``PALLAS``
+    attention the carry is (x, layer index, rotary, every layer's cache, the rows' lengths
+    [B]) and the other inputs are None: the kernel reads its layer in place (a slice would be
+    a copy).
     """
 
     config: LlamaConfig
@@ -207,6 +237,9 @@ class DecoderBlock(nn.Module):
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         cfg = self.config
         dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+        layer = None
+        if self.attention == attention_lib.PALLAS:
+            x, layer, rotary, cache, cache_mask = carry = x
         norm = RMSNorm(cfg.norm_eps, dtype, param_dtype, name="attention_norm")(x)
         attention_out, new_kv = Attention(
             num_heads=cfg.num_heads,
@@ -217,7 +250,7 @@ class DecoderBlock(nn.Module):
             fused=cfg.fused_projections,
             attention=self.attention,
             name="attention",
-        )(norm, rotary, cache, cache_mask)
+        )(norm, rotary, cache, cache_mask, layer)
         x = x + attention_out.astype(x.dtype)
         norm = RMSNorm(cfg.norm_eps, dtype, param_dtype, name="mlp_norm")(x)
         mlp_out = Mlp(
@@ -227,4 +260,7 @@ class DecoderBlock(nn.Module):
             fused=cfg.fused_projections,
             name="mlp",
         )(norm)
-        return x + mlp_out.astype(x.dtype), new_kv
+        x = x + mlp_out.astype(x.dtype)
+        if layer is not None:
+            return (x, layer + 1, *carry[2:]), new_kv
+        return x, new_kv

@@ -10,8 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from spec_decode.models.llama import layers
-from spec_decode.models.llama.attention import BLOCKED
+from spec_decode.models.llama import layers, pallas_attention
+from spec_decode.models.llama.attention import BLOCKED, PALLAS
 from spec_decode.models.llama.config import LlamaConfig, fast_path
 
 
@@ -52,17 +52,26 @@ class Transformer(nn.Module):
         unroll, attention = fast_path(cfg)
         if self.blocked:
             attention = BLOCKED
+        if attention == PALLAS and (
+            cache is None or not pallas_attention.supported(tokens.shape[1], cfg.head_dim)
+        ):
+            attention = "xla"  # uncached forward passes and long prefill chunks
         rotary = layers.rotary_table(positions, cfg.head_dim, cfg.rope_theta)
-        blocks = nn.scan(
-            layers.DecoderBlock,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast, nn.broadcast),
-            length=cfg.num_layers,
-            unroll=unroll,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )
-        x, new_kv = blocks(cfg, attention, name="layers")(x, cache, rotary, cache_mask)
+        if attention == PALLAS and "layers" in self.variables.get("params", {}):
+            x, new_kv = self._pallas_layers(x, rotary, cache, positions[:, 0])
+        else:
+            if attention == PALLAS:
+                attention = "xla"  # init: nothing to read yet, the same parameters
+            blocks = nn.scan(
+                layers.DecoderBlock,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(0, nn.broadcast, nn.broadcast),
+                length=cfg.num_layers,
+                unroll=unroll,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x, new_kv = blocks(cfg, attention, name="layers")(x, cache, rotary, cache_mask)
         x = layers.RMSNorm(cfg.norm_eps, dtype, param_dtype, name="final_norm")(x)
         if not self.head:
             return x, new_kv
@@ -79,3 +88,21 @@ class Transformer(nn.Module):
             "bkd,dv->bkv", x, kernel.astype(dtype), preferred_element_type=jnp.float32
         )
         return logits, new_kv
+
+    def _pallas_layers(self, x, rotary, cache, lengths):
+        """The layers unrolled in Python over the scanned tree, each reading the whole cache at
+        its index through the Pallas kernel (``pallas_attention.py``).
+
+        Not ``nn.scan``: under jax 0.11 flax's scan refuses a Pallas call in its body
+        ("broadcasted variable has a data dependency on the scan body"). The block is applied
+        as a pure function to each layer's slice of the ``layers`` parameters, so the tree is
+        the one ``nn.scan`` declares.
+        """
+        stacked = self.variables["params"]["layers"]  # every leaf [Lyr, ...]
+        block = layers.DecoderBlock(self.config, PALLAS, parent=None)
+        carry, new_kv = (x, jnp.int32(0), rotary, cache, lengths), []
+        for index in range(self.config.num_layers):
+            params = jax.tree.map(lambda p, index=index: p[index], stacked)
+            carry, kv = block.apply({"params": params}, carry, None, None, None)
+            new_kv.append(kv)
+        return carry[0], jax.tree.map(lambda *kv: jnp.stack(kv), *new_kv)
