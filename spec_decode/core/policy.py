@@ -29,7 +29,8 @@ A choice holds for a stretch of rounds (``hold``), run as one inner loop, so the
 (a ``lax.switch``, and a host round trip on GPUs) is paid once per stretch, not per round: plain
 steps until the next probe (they teach the estimate nothing, so the choice could not change),
 and drafting rounds for as many rounds as the drafting run has lasted so far, at most
-``max_hold`` (1, 1, 2, 4, 8, 8, ...: a draft that stops agreeing is noticed within a stretch).
+``max_hold`` (1, 1, 2, 4, 8, 16, 16, ...: a draft that stops agreeing is noticed within a
+stretch).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class GammaPolicy:
     margin: float = 0.05
     probe_every: int = 64
     first_probe: int = 8
-    max_hold: int = 8
+    max_hold: int = 16
 
     def __post_init__(self):
         if not isinstance(self.costs, RoundCosts):
@@ -165,16 +166,13 @@ class GammaPolicy:
         reached = (accepted >= 0) & (position <= gamma_per_round[None, :, None])
         examined = jnp.sum(reached & (accepted >= position - 1), axis=(0, 1))  # [G]
         kept = jnp.sum(reached & (accepted >= position), axis=(0, 1))  # [G]
-        weight = self.prior_weight
-
-        def smooth(previous, counts):
-            kept, examined = counts
-            rate = (kept + weight * previous) / (examined + weight)
-            return rate, rate
-
-        prior = jnp.float32(self.prior_alpha)
-        _, rates = jax.lax.scan(smooth, prior, (kept.astype(jnp.float32), examined))
-        return rates
+        # A Python loop over the G positions, not a scan: on a GPU each trip of a loop is a
+        # host round trip, paid at every choice.
+        rates, previous = [], jnp.float32(self.prior_alpha)
+        for j in range(self.max_gamma):
+            previous = (kept[j] + self.prior_weight * previous) / (examined[j] + self.prior_weight)
+            rates.append(previous)
+        return jnp.stack(rates).astype(jnp.float32)
 
     def choose(self, accepted_per_round: jax.Array, gamma_per_round: jax.Array, rounds):
         """g for the next round, from the rounds so far ([B, R] accepted, [R] gamma; -1 = none)."""
