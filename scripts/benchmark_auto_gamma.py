@@ -52,6 +52,10 @@ def parse_args(argv=None):
         "--layer-unroll", type=int, default=None,
         help="target layers per scan trip (default: the backend's; 1 compiles fastest)",
     )  # fmt: skip
+    parser.add_argument(
+        "--attention", default=None,
+        help="the Llama models' attention (LlamaConfig.attention; default: the backend's)",
+    )  # fmt: skip
     parser.add_argument("--out", default="auto_gamma_results")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
@@ -97,6 +101,11 @@ def load(args):
     model = target.model
     if args.layer_unroll is not None:
         model = LlamaLM(dataclasses.replace(model.config, layer_unroll=args.layer_unroll))
+    if args.attention is not None:
+        model = registry.with_attention(model, args.attention)
+        drafts = {
+            n: (registry.with_attention(d, args.attention), p) for n, (d, p) in drafts.items()
+        }
     return model, target.params, drafts, prompts, lengths, target.tokenizer.eos_id
 
 

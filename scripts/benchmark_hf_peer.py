@@ -63,7 +63,10 @@ def _models(args):
     # transformers drafts score the whole vocabulary: the same body with the full tied head.
     hf_draft = (LlamaLM(draft.body), draft_params["body"])
     prompt = target.encode_prompt(PROMPT, chat=True)
-    return (target.model, target.params), (draft, draft_params), hf_draft, prompt
+    model = target.model
+    if args.attention is not None:
+        model, draft = (registry.with_attention(m, args.attention) for m in (model, draft))
+    return (model, target.params), (draft, draft_params), hf_draft, prompt
 
 
 def main(argv=None) -> int:
@@ -85,6 +88,10 @@ def main(argv=None) -> int:
         default=10,
         help="untimed runs of the static-cache compiled peer (its recompiles settle in these)",
     )
+    parser.add_argument(
+        "--attention", default=None,
+        help="our Llama models' attention (LlamaConfig.attention; default: the backend's)",
+    )  # fmt: skip
     parser.add_argument("--out", default="peer_results")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")

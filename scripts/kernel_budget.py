@@ -8,7 +8,9 @@ target (30 layers, D 576, 9/3 heads, H 64, F 1536, V 49152), a 2-layer draft of 
 and the T5 1.1 decoders small, base, large, xxl (weights one array at a time, as
 ``_t5_bench.random_params``). Each in every variant (``VARIANTS``): 'old' is today's path
 (scanned layers, separate projections, einsum attention), 'new' the fast one (layers unrolled,
-fused projections, ``jax.nn.dot_product_attention``), the others single steps between them.
+fused projections, ``jax.nn.dot_product_attention``), 'pallas' the new one with rotary and
+attention in one Triton kernel (``models/llama/pallas_attention.py``, GPUs), the others single
+steps between them.
 T5's layers are always unrolled, so it runs 'old', 'unrolled_fused' (fused T5 params from
 ``T5Decoding.fuse_params``), 'new' and 'cudnn'; the smoke run keeps 'old' and 'new' for T5.
 
@@ -60,8 +62,9 @@ VARIANTS = {
     "unrolled_fused": (True, True, "einsum"),
     "new": (True, True, "xla"),
     "cudnn": (True, True, "cudnn"),
+    "pallas": (True, True, "pallas"),  # rotary + attention in one Triton kernel (Llama only)
 }
-TIMED_STEPS = ("old", "new")  # variants whose K = 1 and K = 8 steps are timed too
+TIMED_STEPS = ("old", "new", "pallas")  # variants whose K = 1 and K = 8 steps are timed too
 VERIFY_TOKENS = 8  # gamma + 1 with gamma 7
 T5_SIZES = ("small", "base", "large", "xxl")
 
@@ -166,8 +169,8 @@ def t5_tasks(args, sizes):
             return state["fused" if fused else "canonical"]
 
         for variant in args.variants:
-            if variant == "unrolled":
-                continue  # T5's layers are never scanned: the same program as 'old'
+            if variant in ("unrolled", "pallas"):
+                continue  # T5's layers are never scanned; the Pallas kernel is Llama's
             _, fused, attention = VARIANTS[variant]
             model = T5Decoding(
                 dataclasses.replace(config, attention=attention, fused_projections=fused)
@@ -271,8 +274,8 @@ def parse_args(argv=None):
         args.new_tokens, args.repeats, args.step_iterations = 8, 2, 4
         args.variants = [v for v in args.variants if v in TIMED_STEPS]
         args.t5_sizes = args.t5_sizes[:1]
-    if jax.default_backend() != "gpu":
-        args.variants = [v for v in args.variants if v != "cudnn"]  # cuDNN needs a GPU
+    if jax.default_backend() != "gpu":  # cuDNN needs a GPU; Pallas would run interpreted
+        args.variants = [v for v in args.variants if v not in ("cudnn", "pallas")]
     return args
 
 

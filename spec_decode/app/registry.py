@@ -186,3 +186,17 @@ def draft_available(name: str, target: Target) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def with_attention(model: LanguageModel, attention: str | None) -> LanguageModel:
+    """``model`` with its Llama layers on another attention path (``LlamaConfig.attention``):
+    a ``LlamaLM`` or a shared-embedding draft; other models (n-grams, prompt lookup) as they
+    are. The params are the same tree."""
+    from spec_decode.drafts.neural import SharedEmbeddingDraft
+    from spec_decode.models.llama import LlamaLM
+
+    if isinstance(model, LlamaLM):
+        return LlamaLM(dataclasses.replace(model.config, attention=attention))
+    if isinstance(model, SharedEmbeddingDraft):
+        return dataclasses.replace(model, body=dataclasses.replace(model.body, attention=attention))
+    return model
