@@ -96,15 +96,14 @@ def corrupt(tokens: np.ndarray, mask: np.ndarray, vocabulary) -> Example:
             f"{int(starts.sum())} noise spans need more sentinels than the vocabulary's "
             f"extra_ids={vocabulary.extra_ids}: use a shorter input_length or more extra ids"
         )
-    sentinels = np.array([extra_id(i, vocabulary) for i in range(int(starts.sum()))], np.int32)
-    eos = [vocabulary.eos_id]
-    span = np.cumsum(starts) - 1  # [n] index of the noise run each token is in (or before)
-    inputs = np.where(starts, sentinels[span], tokens)
-    inputs = inputs[~mask | starts]
-    # Targets: the sentinel of each run, then the run's tokens.
-    pieces = [[sentinels[s], *tokens[mask & (span == s)]] for s in range(len(sentinels))]
-    targets = [t for piece in pieces for t in piece]
-    return np.array([*inputs, *eos], np.int32), np.array([*targets, *eos], np.int32)
+    sentinels = extra_id(0, vocabulary) - np.arange(int(starts.sum()), dtype=np.int32)
+    span = np.cumsum(starts) - 1  # [n] index of the noise run each token is in (or after)
+    inputs = np.where(starts, sentinels[span], tokens)[~mask | starts]
+    # Targets: the noise tokens in order, each run's sentinel inserted before its first token.
+    noise = np.flatnonzero(mask)
+    targets = np.insert(tokens[noise], np.flatnonzero(starts[noise]), sentinels)
+    eos = np.array([vocabulary.eos_id], np.int32)
+    return np.concatenate([inputs, eos]), np.concatenate([targets, eos]).astype(np.int32)
 
 
 def uncorrupt(inputs: Sequence[int], targets: Sequence[int], vocabulary) -> list[int]:
