@@ -164,7 +164,8 @@ class DistillTrainer(T5Trainer):
         """The batch with its targets replaced by the student's samples (T = 1, same width).
 
         Each row is drawn from its encoder inputs until EOS (kept, weight 1) or the batch's
-        target width; positions after it are padding (weight 0).
+        target width; positions after it are padding (weight 0). (A sampled 0, T5's pad id,
+        would read as padding to the decoder's mask; a trained model puts no mass there.)
         """
         if "encoder_segment_ids" in batch:
             raise ValueError(
