@@ -137,11 +137,17 @@ class T5Trainer:
         if params is None:
             params = self._init_params(key)
         params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-        return TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params))
+        return TrainState(jnp.zeros((), jnp.int32), params, self._init_opt_state(params))
 
     @functools.partial(jax.jit, static_argnums=0)
     def _init_params(self, key: jax.Array) -> Params:
         return self.model.init(key)
+
+    # One compiled call: run eagerly, Adafactor's init compiles a small kernel per leaf shape
+    # (most of a CPU smoke run's start-up).
+    @functools.partial(jax.jit, static_argnums=0)
+    def _init_opt_state(self, params: Params) -> optax.OptState:
+        return self.optimizer.init(params)
 
     def logits(self, params: Params, batch: dict, dropout_key: jax.Array | None = None):
         """Teacher-forced logits [B, T, V] (float32); dropout when a key is given."""
