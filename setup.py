@@ -20,6 +20,8 @@ EXTRAS = {
     # version.
     "seqio": ["seqio>=0.0.20", "tensorflow>=2.21,<2.22", "tensorflow-text>=2.21,<2.22"],
     "bench": ["matplotlib>=3.7"],
+    # The paper's quality scores (spec_decode.train.metrics): BLEU and ROUGE.
+    "paper": ["sacrebleu>=2.3", "rouge-score>=0.1.2"],
     # spec_decode.data: reading apt's lz4 Translation lists (the `lz4` command also works).
     "data": ["lz4>=4.0"],
     "test": [
