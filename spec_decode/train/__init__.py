@@ -1,6 +1,7 @@
 """Training T5 on the corpus: vocabulary, batches, span corruption, T5X's loss, Adafactor."""
 
 from spec_decode.train.data import TASKS, batches, corpus_file, read_pairs, shift_right, tokenize
+from spec_decode.train.distill import DistillTrainer, divergence_sums
 from spec_decode.train.loss import cross_entropy_sums
 from spec_decode.train.optim import adafactor, rsqrt_schedule
 from spec_decode.train.span_corruption import (
@@ -18,6 +19,7 @@ from spec_decode.train.trainer import (
 from spec_decode.train.vocab import extra_id, load_vocabulary, train_vocabulary
 
 __all__ = [
+    "DistillTrainer",
     "TASKS",
     "T5Trainer",
     "TrainConfig",
@@ -26,6 +28,7 @@ __all__ = [
     "batches",
     "corpus_file",
     "cross_entropy_sums",
+    "divergence_sums",
     "extra_id",
     "load_params",
     "load_vocabulary",
