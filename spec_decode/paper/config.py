@@ -77,6 +77,8 @@ class PaperConfig:
       paper_gammas: also measure the paper's Table 2 gamma of each draft's counterpart.
       ngram_gamma: the gamma at which unigram and bigram drafts are measured (alpha only).
       repeats: timed passes over the test inputs (the median is kept, warm-up excluded).
+      measure_seconds: what one measure unit (a draft of a task) is taken to need when a call
+        has ``call_seconds`` (None: it always starts).
       measure_dtype: activations when timing ('bfloat16' on accelerators); the greedy
         equality check always runs in float32.
       paper_counterparts: draft name -> the paper's draft ('small', 'base', 'large') whose
@@ -109,6 +111,7 @@ class PaperConfig:
     paper_gammas: bool = True
     ngram_gamma: int = 3
     repeats: int = 3
+    measure_seconds: float | None = None
     measure_dtype: str = "bfloat16"
     paper_counterparts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     seed: int = 0

@@ -179,7 +179,10 @@ def greedy_equality(target, target_params, draft, draft_params, batches, *, gamm
     the rows whose tokens and lengths are identical, and ``identical`` (all of them).
     """
     common = dict(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
-    with jax.default_matmul_precision("highest"):
+    # On CPUs float32 matmuls are already full precision; elsewhere (TF32 on GPUs) ask for it.
+    # The context is part of jit's cache key, so on CPUs leaving it out reuses the T=0 decodes.
+    precision = "highest" if jax.default_backend() != "cpu" else None
+    with jax.default_matmul_precision(precision):
         plain = _decode_pass(target, target_params, None, None, gamma=None, **common)
         spec = _decode_pass(target, target_params, draft, draft_params, gamma=gamma,
                             **common)  # fmt: skip

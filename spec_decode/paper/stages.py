@@ -43,6 +43,7 @@ def quality(run: Pipeline) -> None:
                 predictions = metrics.predict(
                     model.config, params, run.vocabulary, inputs, task,
                     batch_size=min(64, len(inputs)), max_new_tokens=c.max_target_length,
+                    max_input_length=c.max_input_length,
                 )  # fmt: skip
                 scores[name] = metrics.score(task, predictions, references)
                 (directory / f"{name}.predictions.json").write_text(json.dumps(predictions))
@@ -87,7 +88,9 @@ def _measure_task(run: Pipeline, task: str) -> None:
                                         **common)  # fmt: skip
 
     baselines = {
-        float(t): run.unit(directory / f"baseline_T{t:g}", None, partial(baseline, temperature=t))
+        float(t): run.unit(
+            directory / f"baseline_T{t:g}", c.measure_seconds, partial(baseline, temperature=t)
+        )
         for t in c.temperatures
     }
 
@@ -108,7 +111,7 @@ def _measure_task(run: Pipeline, task: str) -> None:
         return {"kind": kind, "paper": paper, **record}
 
     for name in models:
-        run.unit(directory / name, None, partial(t5_draft, name=name))
+        run.unit(directory / name, c.measure_seconds, partial(t5_draft, name=name))
 
     def counted(_, kind: str) -> dict:
         sequences = ngram_drafts.target_sequences(run.data(task).train)
@@ -121,7 +124,7 @@ def _measure_task(run: Pipeline, task: str) -> None:
         return {"kind": "ngram", "paper": kind, **record}
 
     for kind in ngram_drafts.NGRAM_DRAFTS:
-        run.unit(directory / kind, None, partial(counted, kind=kind))
+        run.unit(directory / kind, c.measure_seconds, partial(counted, kind=kind))
 
 
 def greedy(run: Pipeline, target_entry, draft_entry, batches) -> dict[str, Any]:

@@ -3,8 +3,8 @@ model, fine-tuning per task and model, distillation of one draft per task.
 
 Each unit trains one model within its ``Budget`` and writes ``<dir>/checkpoint_<step>`` (T5X's
 Orbax format) and ``<dir>/done.json`` (what it did, read back by later stages). The
-pre-training batches come from ``spec_decode.train.span_corruption`` and distillation from
-``spec_decode.train.distill`` (both T5 recipes of the ``train`` package).
+pre-training batches come from ``spec_decode.train.span_corruption`` and distillation is
+``spec_decode.train.distill.DistillTrainer`` (both T5 recipes of the ``train`` package).
 """
 
 from __future__ import annotations
@@ -97,26 +97,28 @@ def distill(config: PaperConfig, data, teacher_checkpoint: str, student_checkpoi
             directory: Path, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Distil ``config.distill_draft`` (from its fine-tuned checkpoint) from the task's target.
 
-    ``spec_decode.train.distill.distill`` (DistillSpec's forward KL on the training inputs, or
-    on-policy on the student's own samples) trains the student's params against the teacher's.
+    ``train.distill.DistillTrainer``: DistillSpec's forward KL on the training targets, or
+    on-policy (TVD on the student's own samples), as ``config.distill_objective`` says.
     """
-    from spec_decode.train import distill as recipes
+    from spec_decode.train.distill import DistillTrainer
 
     budget = config.budget("distill", config.distill_draft)
     teacher = model_config(config, config.target, data.vocabulary)
     student = model_config(config, config.distill_draft, data.vocabulary, budget.dropout)
-    teacher_params = train.load_params(teacher_checkpoint, teacher)
-    student_params = train.load_params(student_checkpoint, student)
+    trainer = DistillTrainer(
+        student, train_config(budget, config.seed, progress=progress), teacher_config=teacher,
+        teacher_params=train.load_params(teacher_checkpoint, teacher),
+        kind=config.distill_objective, sample_seed=config.seed,
+    )  # fmt: skip
+    state = trainer.init_state(
+        jax.random.key(config.seed), train.load_params(student_checkpoint, student)
+    )
     stream = train.batches(
         data.train, budget.batch_size, config.max_input_length, config.max_target_length,
         seed=config.seed + 1,
     )  # fmt: skip
-    params, history = recipes.distill(
-        teacher, teacher_params, student, student_params, stream,
-        train_config(budget, config.seed, progress=progress),
-        objective=config.distill_objective,
-    )  # fmt: skip
+    state, history = trainer.fit(state, stream, data.eval_batches(budget.batch_size))
     return summary(
-        params, directory, history, model=config.distill_draft, teacher=teacher_checkpoint,
+        state.params, directory, history, model=config.distill_draft, teacher=teacher_checkpoint,
         init_checkpoint=student_checkpoint, objective=config.distill_objective,
     )  # fmt: skip
