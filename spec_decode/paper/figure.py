@@ -1,6 +1,7 @@
 """Figure 3's style, per task: speedup and tokens per target call against gamma.
 
-Markers are measurements (one per draft, temperature and gamma); lines are the theory at that
+Markers are measurements (one per draft, temperature and gamma; circles T=0, squares T=1);
+lines (solid T=0, dashed T=1) are the theory at that
 draft's alpha (the mean of its measured alphas at that temperature) and measured c: Theorem
 3.8's (1 - alpha^(gamma+1)) / ((1 - alpha)(gamma c + 1)) on the left, the expected tokens per
 call (1 - alpha^(gamma+1)) / (1 - alpha) on the right.
@@ -44,7 +45,7 @@ def plot_task(task: str, measured: Mapping[str, Any], path: str | Path):
     drafts = [(n, d) for n, d in measured["drafts"].items() if d["kind"] != "ngram"]
     for index, (name, draft) in enumerate(drafts):
         color = colors[index % len(colors)]
-        for temperature, style in ((0.0, "-"), (1.0, "--")):
+        for temperature, style, marker in ((0.0, "-", "o"), (1.0, "--", "s")):
             runs = sorted(
                 (r for r in draft["runs"] if r["temperature"] == temperature),
                 key=lambda r: r["gamma"],
@@ -53,8 +54,9 @@ def plot_task(task: str, measured: Mapping[str, Any], path: str | Path):
                 continue
             gammas = [r["gamma"] for r in runs]
             label = f"{name} T={temperature:g}"
-            left.plot(gammas, [r["speedup"] for r in runs], "o", color=color, label=label)
-            right.plot(gammas, [r["tokens_per_target_call"] for r in runs], "o", color=color)
+            points = dict(color=color, linestyle="none", marker=marker)
+            left.plot(gammas, [r["speedup"] for r in runs], label=label, **points)
+            right.plot(gammas, [r["tokens_per_target_call"] for r in runs], **points)
             dense = np.arange(1, max(gammas) + 1)
             curves = theory_curves(runs, temperature, draft["c"], dense)
             if curves is not None:

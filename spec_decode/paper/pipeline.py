@@ -234,7 +234,11 @@ class Pipeline:
         model = training.model_config(self.config, config_name, self.vocabulary)
         if dtype is not None:
             model = dataclasses.replace(model, dtype=dtype)
-        return T5Decoding(model), train.load_params(checkpoint, model)
+        # Parameters are float32 whatever the activations: one read per checkpoint.
+        loaded = self.__dict__.setdefault("_params", {})
+        if checkpoint not in loaded:
+            loaded[checkpoint] = train.load_params(checkpoint, model)
+        return T5Decoding(model), loaded[checkpoint]
 
     # Quality, measurement, report: in stages.py's functions.
 
