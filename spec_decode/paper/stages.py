@@ -187,6 +187,8 @@ def report(run: Pipeline) -> None:
         for name, scores in measured["quality"]["scores"].items()
         for metric, value in scores.items()
     ]
+    for measured in results["tasks"].values():
+        measured["target_beats_all"] = target_beats_all(measured["quality"], run.config.target)
     results["table2"], results["table3"], results["quality"] = table2, table3, quality_rows
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (out / "table2.md").write_text(tables.markdown(table2, tables.TABLE2_COLUMNS))
@@ -196,6 +198,20 @@ def report(run: Pipeline) -> None:
         if measured["drafts"]:
             figure.plot_task(task, measured, out / f"figure3_{task}.png")
     run.log.append(f"report {out}")
+
+
+def target_beats_all(quality: dict | None, target: str) -> bool | None:
+    """Whether the target scores above every draft and the baseline in every metric (the
+    issue's condition that the models are real); None without quality scores."""
+    if not quality:
+        return None
+    scores = quality["scores"]
+    return all(
+        scores[target][metric] > other[metric]
+        for name, other in scores.items()
+        if name != target
+        for metric in other
+    )
 
 
 def _optional(run: Pipeline, *parts: str) -> dict | None:

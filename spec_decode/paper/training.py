@@ -10,6 +10,7 @@ pre-training batches come from ``spec_decode.train.span_corruption`` and distill
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ def model_config(config: PaperConfig, name: str, vocabulary, dropout: float = 0.
     return dataclasses.replace(
         config.models[name], vocab_size=vocab_rows(vocabulary), dropout_rate=dropout
     )
+
+
+def init_key(config: PaperConfig, name: str) -> jax.Array:
+    """Each model's own initialisation key (two models of one shape still start apart); the
+    key is traced, so models of one shape share the compiled init and step."""
+    return jax.random.fold_in(jax.random.key(config.seed), zlib.crc32(name.encode()))
 
 
 def train_config(budget: Budget, seed: int, eval_every: int = 0, progress: bool = True):
@@ -67,7 +74,7 @@ def pretrain(config: PaperConfig, name: str, corpus: str, vocabulary, directory:
         input_length=config.pretrain_length, seed=config.seed,
     )  # fmt: skip
     trainer = train.T5Trainer(model, train_config(budget, config.seed, progress=progress))
-    state = trainer.init_state(jax.random.key(config.seed))
+    state = trainer.init_state(init_key(config, name))
     state, history = trainer.fit(state, iter(batches))
     return summary(state.params, directory, history, model=name, objective="span_corruption")
 
