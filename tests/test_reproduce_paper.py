@@ -190,3 +190,19 @@ def test_reproduction_notebook_draws_the_smoke_results(smoke):
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(o.output_type == "display_data" for o in outputs) >= 2  # a figure per task
+
+
+def test_real_config_is_the_issues_structure():
+    config = _script().config_from_gin(["paper/reproduce.gin"], [])
+    target = config.models[config.target]
+    assert (target.emb_dim, target.num_encoder_layers, target.mlp_dim) == (768, 12, 2048)
+    assert len(config.drafts) >= 3 and config.distill_draft in config.drafts
+    sizes = [config.models[d].emb_dim * config.models[d].num_decoder_layers for d in config.drafts]
+    assert sizes == sorted(sizes) and sizes[-1] < 768 * 12  # smallest first, all below the target
+    assert config.finetune.dropout == config.budget("finetune", config.target).dropout == 0.1
+    assert config.budget("pretrain", config.target).dropout == 0.0
+    assert set(config.tasks) == set(paper.TASKS) and config.temperatures == (0.0, 1.0)
+    for stage in ("pretrain", "finetune", "distill"):  # every unit fits a ~9-minute call
+        for name in config.model_names:
+            assert config.budget(stage, name).seconds <= 480
+    assert config.vocab_size + config.extra_ids == 32100  # T5's 32000 pieces + 100 sentinels
