@@ -132,3 +132,71 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+CORPUS_TASKS = {"translation_en_de": "spec_decode_translation_en_de",
+                "summarization": "spec_decode_summarization"}  # fmt: skip
+
+
+def register_corpus_tasks(
+    corpus_dir: str, vocab_path: str, *, extra_ids: int = 100, replace: bool = True
+) -> dict[str, Any]:
+    """Register ``spec_decode_translation_en_de`` and ``spec_decode_summarization`` over the
+    corpus that ``scripts/build_corpus.py`` writes; returns {task name: seqio Task}.
+
+    Each split (train, validation, test) is ``<corpus_dir>/<task>.<split>.jsonl``; the inputs
+    get T5's task prefix ('translate English to German: ', 'summarize: ') as in training
+    (``spec_decode.train.TASKS``), and both features are tokenized with the SentencePiece model
+    at ``vocab_path`` plus ``extra_ids`` sentinels, ending with EOS.
+    """
+    import json
+    from pathlib import Path
+
+    from spec_decode.train.data import TASKS, corpus_file
+
+    seqio = _seqio()
+    import tensorflow as tf
+
+    tasks = {}
+    for task, name in CORPUS_TASKS.items():
+        files = {split: corpus_file(corpus_dir, task, split) for split in
+                 ("train", "validation", "test")}  # fmt: skip
+        missing = [str(path) for path in files.values() if not Path(path).is_file()]
+        if missing:
+            raise ValueError(
+                f"corpus_dir={corpus_dir!r} is not allowed: it lacks {', '.join(missing)}; build "
+                f"it with `python scripts/build_corpus.py --out {corpus_dir}`"
+            )
+        spec = TASKS[task]
+
+        def dataset_fn(split, shuffle_files=False, seed=None, files=files, spec=spec):
+            del shuffle_files, seed  # one file per split, read in order
+
+            def rows():
+                with open(files[split], encoding="utf-8") as f:
+                    for line in f:
+                        if line.strip():
+                            row = json.loads(line)
+                            yield {"inputs": spec.prefix + row[spec.inputs],
+                                   "targets": row[spec.targets]}  # fmt: skip
+
+            signature = {key: tf.TensorSpec((), tf.string) for key in ("inputs", "targets")}
+            return tf.data.Dataset.from_generator(rows, output_signature=signature)
+
+        if name in seqio.TaskRegistry.names():
+            if not replace:
+                raise ValueError(
+                    f"a seqio task named {name!r} is already registered (pass replace=True)"
+                )
+            seqio.TaskRegistry.remove(name)
+        vocabulary = seqio.SentencePieceVocabulary(vocab_path, extra_ids=extra_ids)
+        tasks[name] = seqio.TaskRegistry.add(
+            name,
+            source=seqio.FunctionDataSource(dataset_fn, splits=tuple(files)),
+            preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+            output_features={
+                "inputs": seqio.Feature(vocabulary, add_eos=True),
+                "targets": seqio.Feature(vocabulary, add_eos=True),
+            },
+        )
+    return tasks
