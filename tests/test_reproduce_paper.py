@@ -206,3 +206,16 @@ def test_real_config_is_the_issues_structure():
         for name in config.model_names:
             assert config.budget(stage, name).seconds <= 480
     assert config.vocab_size + config.extra_ids == 32100  # T5's 32000 pieces + 100 sentinels
+
+
+def test_without_pretraining_fine_tuning_starts_from_random_init(tmp_path):
+    """``pretrained=False`` (first_run.gin): no pretrain stage is needed or run."""
+    first_run = _script().config_from_gin(["paper/first_run.gin"], [])
+    assert not first_run.pretrained and first_run.tasks == ("translation_en_de",)
+    work = tmp_path / "work"
+    argv = ["--smoke", "--work", str(work), "--no_progress", "--stages", "vocab,finetune",
+            "--gin_param", "paper.PaperConfig.pretrained=False"]  # fmt: skip
+    assert _script().main(argv) == 0
+    assert not (work / "pretrain").exists()
+    records = [json.loads(p.read_text()) for p in (work / "finetune").glob("*/*/done.json")]
+    assert records and all(r["init_checkpoint"] is None for r in records)

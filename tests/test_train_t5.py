@@ -61,12 +61,14 @@ def test_loss_goes_down_on_a_copy_task():
     assert all(np.isfinite(loss) for _, loss, _ in history["train"])
 
 
-def test_the_time_budget_stops_training():
+def test_the_time_budget_stops_training_and_starts_after_the_first_step():
+    """1 ms after the first (compiled) step: a few more steps of 10,000, whatever the compile
+    took."""
     config = TrainConfig(steps=10_000, train_seconds=1e-3, warmup_steps=10, progress=False)
     trainer = T5Trainer(TINY, config)  # equal to the copy task's: its compiled step is reused
     state = trainer.init_state(jax.random.key(0))
     state, history = trainer.fit(state, batches(copy_examples(40), 16, 8, 8))  # same shapes
-    assert history["steps"] == int(state.step) == 1
+    assert 2 <= history["steps"] == int(state.step) <= 50
 
 
 def _hand_loss(logits, targets, weights, z_loss, smoothing):

@@ -5,8 +5,8 @@
 
 The models are named T5Configs (their vocab_size is replaced by the shared vocabulary's ids,
 rounded up to 128; their dropout by each stage's). ``Budget`` says how long one model trains
-in one stage: whichever of ``steps`` and ``seconds`` (wall clock, compilation included) ends
-first.
+in one stage: whichever of ``steps`` and ``seconds`` (wall clock after the first, compiled
+step) ends first.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class PaperConfig:
       vocab_size, extra_ids: SentencePiece pieces and T5 sentinels of the shared vocabulary.
       max_input_length, max_target_length: S and T of training and of the measured inputs.
       pretrain_length: span-corruption inputs per row.
+      pretrained: fine-tune from the pretrain stage's checkpoints (False: from random init,
+        the pretrain stage not needed: a run too short to pre-train).
       train_examples: cut each task's training split to this many (None: all).
       pretrain, finetune, distill: the budgets of those stages, for every model unless
         ``model_budgets`` has '<stage>/<model>' (e.g. 'pretrain/base'): see ``budget``.
@@ -97,6 +99,7 @@ class PaperConfig:
     max_input_length: int = 128
     max_target_length: int = 64
     pretrain_length: int = 128
+    pretrained: bool = True
     train_examples: int | None = None
     pretrain: Budget = Budget()
     finetune: Budget = Budget(dropout=0.1)

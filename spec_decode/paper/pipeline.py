@@ -193,7 +193,9 @@ class Pipeline:
     def stage_finetune(self) -> None:
         for task in self.config.tasks:
             for name in self.config.model_names:
-                init = self.record("pretrain", name)["checkpoint"]
+                init = None
+                if self.config.pretrained:
+                    init = self.record("pretrain", name)["checkpoint"]
                 seconds = self.config.budget("finetune", name).seconds
                 self.unit(
                     self.work / "finetune" / task / name, seconds,

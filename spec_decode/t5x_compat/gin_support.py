@@ -35,7 +35,7 @@ def configs_dir() -> Path:
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is not None and spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
-    checkout = Path(__file__).resolve().parents[1] / "configs"  # a source checkout
+    checkout = Path(__file__).resolve().parents[2] / "configs"  # a source checkout, not installed
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(
