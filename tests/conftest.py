@@ -22,6 +22,16 @@ def unavailable(reason: str):
 
 
 @pytest.fixture(scope="session")
+def seqio():
+    """The seqio module (the 'seqio' extra, which CI installs)."""
+    try:
+        import seqio
+    except ImportError as error:
+        unavailable(f"seqio is not installed ({error}): pip install 'spec_decode[seqio]'")
+    return seqio
+
+
+@pytest.fixture(scope="session")
 def smollm2():
     """(model, params, tokenizer) of SmolLM2-135M-Instruct, float32.
 

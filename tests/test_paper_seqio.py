@@ -8,22 +8,12 @@ import os
 import subprocess
 
 import pytest
-from conftest import unavailable
 from test_infer import infer_command, write_run_files
 
 from spec_decode import train
 from spec_decode.paper import write_smoke_corpus
 
 EOS = 1
-
-
-@pytest.fixture(scope="module")
-def seqio():
-    try:
-        import seqio
-    except ImportError as error:
-        unavailable(f"seqio is not installed ({error}): pip install 'spec_decode[seqio]'")
-    return seqio
 
 
 def test_corpus_tasks_read_each_split_with_the_task_prefix(seqio, tmp_path):

@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import unavailable
 from test_infer import LENGTHS, TEXTS, check_predictions, infer_command, write_run_files
 
 EOS = 1
@@ -23,15 +22,6 @@ from spec_decode.t5x_compat.seqio_tasks import register_text_task
 
 register_text_task("spec_decode_test_lines", [{text!r}], {vocab!r})
 """
-
-
-@pytest.fixture(scope="module")
-def seqio():
-    try:
-        import seqio
-    except ImportError as error:
-        unavailable(f"seqio is not installed ({error}): pip install 'spec_decode[seqio]'")
-    return seqio
 
 
 def test_text_and_tsv_tasks_tokenize_like_t5x(seqio, tmp_path):

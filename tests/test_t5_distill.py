@@ -3,27 +3,14 @@
 import jax
 import numpy as np
 import pytest
+from test_train_t5 import TINY
+from test_train_t5 import copy_examples as examples
 
 from spec_decode.models.t5 import T5Config
 from spec_decode.train import T5Trainer, TrainConfig, batches
 from spec_decode.train.distill import DistillTrainer, divergence_sums
 
-V = 32
-TINY = T5Config(
-    vocab_size=V, emb_dim=32, num_heads=2, head_dim=16, mlp_dim=64, num_encoder_layers=1,
-    num_decoder_layers=1, mlp_activations=("gelu", "linear"), dropout_rate=0.0,
-)  # fmt: skip
 CONFIG = TrainConfig(steps=30, warmup_steps=10, eval_every=0, log_every=10, progress=False)
-
-
-def examples(n, seed):
-    """Targets equal inputs: 2-6 random tokens (ids >= 3) and EOS."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(n):
-        x = np.append(rng.integers(3, V, rng.integers(2, 7)), 1).astype(np.int32)
-        rows.append((x, x.copy()))
-    return rows
 
 
 def peaky_teacher(seed=1):
