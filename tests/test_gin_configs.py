@@ -3,6 +3,8 @@ the paper's pairs. Models are built abstractly (``jax.eval_shape``): no XXL weig
 
 from __future__ import annotations
 
+import pathlib
+
 import gin
 import jax
 import numpy as np
@@ -136,3 +138,19 @@ def test_t5x_style_flags():
     ]
     with pytest.raises(ValueError, match="--gin.GAMMA"):
         rewrite(["--gin.GAMMA"])
+
+
+def test_a_source_checkout_that_is_not_installed_finds_its_configs(monkeypatch):
+    """Without the installed package (a copied working tree) the repository's configs/."""
+    real_find_spec = gin_support.importlib.util.find_spec
+    monkeypatch.setattr(
+        gin_support.importlib.util, "find_spec",
+        lambda name, *a: None if name == "spec_decode.configs" else real_find_spec(name, *a),
+    )  # fmt: skip
+    gin_support.configs_dir.cache_clear()
+    try:
+        found = gin_support.configs_dir()
+    finally:
+        gin_support.configs_dir.cache_clear()
+    assert found == pathlib.Path(gin_support.__file__).resolve().parents[2] / "configs"
+    assert (found / "t5_1_1" / "base.gin").is_file()

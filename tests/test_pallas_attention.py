@@ -115,3 +115,16 @@ def test_the_kernel_refuses_what_it_cannot_take():
         )
     assert not pallas_attention.supported(4, 48) and not pallas_attention.supported(4, 16)
     assert pallas_attention.supported(16, 64)
+
+
+def test_with_attention_moves_llama_models_and_leaves_others():
+    from spec_decode.app.registry import with_attention
+    from spec_decode.drafts import PromptLookupDraft, SharedEmbeddingDraft
+
+    model, _ = _llama()
+    assert with_attention(model, "pallas").config.attention == "pallas"
+    body = dataclasses.replace(model.config, tie_embeddings=True)
+    draft = with_attention(SharedEmbeddingDraft(body), "pallas")
+    assert draft.body.attention == "pallas" and draft.body.num_layers == body.num_layers
+    lookup = PromptLookupDraft(vocab_size=model.vocab_size)
+    assert with_attention(lookup, "pallas") is lookup
