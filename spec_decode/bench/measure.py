@@ -8,6 +8,7 @@ per second count generated tokens only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -55,18 +56,32 @@ def time_calls(
     return {name: (statistics.median(times[name]), outs[name]) for name in fns}
 
 
-def measure_cost_ratio(target, target_params, draft, draft_params, batch: int, repeats=20):
+@functools.partial(jax.jit, static_argnums=(0, 2, 3))
+def _context_cache(model, params, batch: int, context: int):
+    """A cache of 2 * context positions holding ``context`` of them, made in one call."""
+    cache = model.init_cache(params, batch, 2 * context)
+    _, cache = model.extend(params, jnp.ones((batch, context), jnp.int32), cache)
+    return cache
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _step(model, params, tokens, cache):
+    return model.extend(params, tokens, cache)[0]
+
+
+def measure_cost_ratio(target, target_params, draft, draft_params, batch: int, repeats=20,
+                       context: int = 64):  # fmt: skip
     """c = time of one draft step / time of one target step (jitted extend, K = 1, batch B).
 
-    Both caches hold 64 positions of context, so attention over the cache is part of a step.
+    Both caches hold ``context`` positions, so attention over the cache is part of a step. The
+    models are static arguments of module-level jits: a model measured again compiles nothing.
+    Returns (c, target seconds, draft seconds).
     """
 
     def step_time(model, params):
-        cache = model.init_cache(params, batch, 128)
-        extend = jax.jit(model.extend)
-        _, cache = extend(params, jnp.ones((batch, 64), jnp.int32), cache)
+        cache = _context_cache(model, params, batch, context)
         token = jnp.ones((batch, 1), jnp.int32)
-        seconds, _ = time_call(lambda: extend(params, token, cache)[0], repeats)
+        seconds, _ = time_call(lambda: _step(model, params, token, cache), repeats)
         return seconds
 
     target_s, draft_s = step_time(target, target_params), step_time(draft, draft_params)

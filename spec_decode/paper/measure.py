@@ -20,7 +20,6 @@ call; c 0.05; autoregressive 410 tokens/s, speculative 720: speedup 1.76, expect
 
 from __future__ import annotations
 
-import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from spec_decode.bench import time_call
+from spec_decode.bench import measure_cost_ratio
 from spec_decode.core import stats, theory
 from spec_decode.core.functional import autoregressive_decode, speculative_decode
 from spec_decode.core.sampling import SamplingConfig
@@ -121,38 +120,15 @@ def measure_baseline(target, target_params, batches, *, temperature, max_new_tok
     return {"temperature": float(temperature), **record}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2, 3))
-def _context_cache(model, params, batch: int, context: int):
-    """A cache holding ``context`` positions (the encoder run too, for T5), in one call."""
-    cache = model.init_cache(params, batch, context + 1)
-    _, cache = model.extend(params, jnp.ones((batch, context), jnp.int32), cache)
-    return cache
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _step(model, params, tokens, cache):
-    return model.extend(params, tokens, cache)[0]
-
-
 def cost_ratio(target, target_params, draft, draft_params, tokens: np.ndarray,
-               repeats: int = 20, context: int = 64) -> float:  # fmt: skip
-    """c: one draft step / one target step at the batch of ``tokens`` [B, S].
-
-    As ``bench.measure_cost_ratio`` (jitted extend, K = 1, ``context`` positions cached), with
-    the model static in module-level jits, so that a model measured again compiles nothing.
-    """
-    batch = len(tokens)
+               repeats: int = 20) -> float:  # fmt: skip
+    """c: ``bench.measure_cost_ratio`` at the batch of the encoder ``tokens`` [B, S] (a T5
+    model's params carry its source)."""
     if isinstance(draft, T5Decoding):
         draft_params = make_t5_inputs(draft_params, tokens)
-
-    def step_seconds(model, params) -> float:
-        cache = _context_cache(model, params, batch, context)
-        token = jnp.ones((batch, 1), jnp.int32)
-        seconds, _ = time_call(lambda: _step(model, params, token, cache), repeats)
-        return seconds
-
-    target_s = step_seconds(target, make_t5_inputs(target_params, tokens))
-    return float(step_seconds(draft, draft_params) / target_s)
+    target_params = make_t5_inputs(target_params, tokens)
+    return float(measure_cost_ratio(target, target_params, draft, draft_params, len(tokens),
+                                    repeats)[0])  # fmt: skip
 
 
 def measure_draft(target, target_params, draft, draft_params, batches, baselines, *, gammas,
