@@ -58,9 +58,43 @@ def test_smoke_pipeline_runs_every_stage(smoke):
             assert draft["c"] > 0
         scores = measured["quality"]["scores"]
         assert set(scores) == {"baseline", config["target"], *drafts} - {"unigram", "bigram"}
+        cpu = measured["cpu"]
+        assert set(cpu["drafts"]) == set(config["cpu_drafts"]) == {"draft_distilled"}
+        assert {
+            (r["temperature"], r["gamma"]) for r in cpu["drafts"]["draft_distilled"]["runs"]
+        } == {(0.0, 2), (1.0, 2)}
+        assert all(cpu["baseline"][t]["tokens_per_s"] > 0 for t in ("0", "1"))
+    assert (results_dir / "table2_cpu.md").is_file()
+    assert {r["draft"] for r in results["table2_cpu"]} == {"draft_distilled"}
     for key, record in results["training"].items():
         assert record is not None and record["steps"] >= 1, key
     assert (work / "vocab" / "spm.model").is_file()
+
+
+def test_report_projects_with_the_c_of_t5_sizes_against_xxl(smoke, tmp_path):
+    """With benchmark_t5_scale.py's JSON in projection/, Table 2 gets Theorem 3.8 at our alpha
+    and the counterpart's c against XXL; a JSON timed against another target is refused."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(smoke["work"], work, symlinks=True)
+    (work / "projection").mkdir()
+    scale = {"target": "xxl", "device": "cpu", "c_vs_target": {"small": 0.25, "base": 0.4}}
+    (work / "projection" / "t5_scale.json").write_text(json.dumps(scale))
+    argv = ["--smoke", "--work", str(work), "--no_progress", "--stages", "report"]
+    argv += ["--corpus", str(work / "smoke_corpus")]
+    assert _script().main(argv) == 0
+    results = json.loads((work / "results" / "results.json").read_text())
+    assert results["projection"]["c_vs_xxl"] == {"small": 0.25, "base": 0.4}
+    rows = results["table2"]
+    assert rows and all(r["paper draft"] == "small" for r in rows)
+    for row in rows:
+        assert row["XXL c"] == 0.25
+        expected = theory.expected_speedup(row["alpha"], row["gamma"], 0.25)
+        assert row["XXL expected"] == pytest.approx(expected, rel=1e-12)
+    scale["target"] = "large"
+    (work / "projection" / "t5_scale.json").write_text(json.dumps(scale))
+    assert _script().main(argv) == 2
 
 
 def test_greedy_speculative_equals_autoregressive_on_every_trained_pair(smoke):
@@ -78,7 +112,7 @@ def test_second_run_skips_every_done_stage(smoke):
     marks = {p: p.stat().st_mtime_ns for p in work.rglob("done.json")}
     script = _script()
     start = time.perf_counter()
-    stages = "vocab,pretrain,finetune,distill,quality,measure"
+    stages = "vocab,pretrain,finetune,distill,quality,measure,measure_cpu"
     argv = ["--smoke", "--work", str(work), "--no_progress", "--stages", stages]
     assert script.main(argv) == 0
     assert time.perf_counter() - start < 30
@@ -161,6 +195,13 @@ def test_bad_input_names_the_argument(tmp_path, capsys):
         paper.PaperConfig(models={"a": None}, target="nope", drafts=("a",))
     with pytest.raises(ValueError, match=r"seconds=-1 is not allowed"):
         paper.Budget(seconds=-1)
+    two = {"models": {"a": None, "b": None}, "target": "a", "drafts": ("b",)}
+    with pytest.raises(ValueError, match=r"cpu_drafts=\('c',\) is not allowed: each must be"):
+        paper.PaperConfig(**two, cpu_drafts=("c",))
+    with pytest.raises(ValueError, match=r"cpu_gammas=\(0,\) is not allowed"):
+        paper.PaperConfig(**two, cpu_gammas=(0,))
+    with pytest.raises(ValueError, match=r"data_workers=-1 is not allowed"):
+        paper.PaperConfig(**two, data_workers=-1)
     assert _script().main(["--smoke", "--work", str(tmp_path), "--stages", "vocab,bogus"]) == 2
     assert "stages='vocab,bogus' is not allowed" in capsys.readouterr().err
 

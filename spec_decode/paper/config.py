@@ -68,6 +68,8 @@ class PaperConfig:
       pretrained: fine-tune from the pretrain stage's checkpoints (False: from random init,
         the pretrain stage not needed: a run too short to pre-train).
       train_examples: cut each task's training split to this many (None: all).
+      data_workers: processes making the pre-training batches (0: the training process;
+        span corruption makes about 16 batches of 128 a second on one core).
       pretrain, finetune, distill: the budgets of those stages, for every model unless
         ``model_budgets`` has '<stage>/<model>' (e.g. 'pretrain/base'): see ``budget``.
       eval_examples: validation examples evaluated during fine-tuning.
@@ -83,6 +85,9 @@ class PaperConfig:
         has ``call_seconds`` (None: it always starts).
       measure_dtype: activations when timing ('bfloat16' on accelerators); the greedy
         equality check always runs in float32.
+      cpu_drafts: the T5 drafts (names, the distilled one too) that the measure_cpu stage
+        times again on the host's CPU cores, in float32 (empty: the stage does nothing);
+        cpu_gammas, cpu_test_examples: its gammas and test inputs.
       paper_counterparts: draft name -> the paper's draft ('small', 'base', 'large') whose
         Table 2 and 3 numbers sit beside it.
       seed: every random choice of the run.
@@ -101,6 +106,7 @@ class PaperConfig:
     pretrain_length: int = 128
     pretrained: bool = True
     train_examples: int | None = None
+    data_workers: int = 0
     pretrain: Budget = Budget()
     finetune: Budget = Budget(dropout=0.1)
     distill: Budget = Budget()
@@ -116,12 +122,15 @@ class PaperConfig:
     repeats: int = 3
     measure_seconds: float | None = None
     measure_dtype: str = "bfloat16"
+    cpu_drafts: tuple[str, ...] = ()
+    cpu_gammas: tuple[int, ...] = (3,)
+    cpu_test_examples: int = 8
     paper_counterparts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     seed: int = 0
 
     def __post_init__(self):
         # gin hands lists; the config must stay hashable-looking and comparable.
-        for name in ("drafts", "tasks", "gammas", "temperatures"):
+        for name in ("drafts", "tasks", "gammas", "temperatures", "cpu_drafts", "cpu_gammas"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         names = sorted(self.models)
         if self.target not in self.models:
@@ -156,6 +165,7 @@ class PaperConfig:
         for name in ("test_examples", "max_new_tokens", "measure_batch", "repeats"):
             _check_int(name, getattr(self, name), 1)
         _check_int("eval_examples", self.eval_examples, 1)
+        _check_int("data_workers", self.data_workers, 0)
         _check_int("ngram_gamma", self.ngram_gamma, 1)
         if self.test_examples < self.measure_batch:
             raise ValueError(
@@ -164,6 +174,22 @@ class PaperConfig:
             )
         if not self.gammas or any(isinstance(g, bool) or int(g) != g or g < 1 for g in self.gammas):
             raise ValueError(f"gammas={self.gammas!r} is not allowed: ints >= 1, at least one")
+        if not self.cpu_gammas or any(
+            isinstance(g, bool) or int(g) != g or g < 1 for g in self.cpu_gammas
+        ):
+            raise ValueError(
+                f"cpu_gammas={self.cpu_gammas!r} is not allowed: ints >= 1, at least one"
+            )
+        allowed = [*self.drafts] + ([self.distilled_name] if self.distill_draft else [])
+        if any(name not in allowed for name in self.cpu_drafts):
+            raise ValueError(
+                f"cpu_drafts={self.cpu_drafts!r} is not allowed: each must be one of {allowed}"
+            )
+        if self.cpu_drafts and self.cpu_test_examples < self.measure_batch:
+            raise ValueError(
+                f"cpu_test_examples={self.cpu_test_examples} is not allowed: it must be at "
+                f"least measure_batch={self.measure_batch}"
+            )
         if any(t < 0 for t in self.temperatures) or not self.temperatures:
             raise ValueError(f"temperatures={self.temperatures!r} is not allowed: each >= 0")
         for key in self.model_budgets:

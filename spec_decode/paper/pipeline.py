@@ -14,6 +14,8 @@ fits (``OutOfTime``: run the same command again). Outputs under ``work``:
     distill/<task>/<draft>_distilled/...                one draft distilled from the target
     quality/<task>/done.json                            BLEU / ROUGE of each model and baseline
     measure/<task>/<draft or baseline>/done.json        Tables 2 and 3's numbers
+    measure_cpu/<task>/<draft or baseline>/done.json    the same timed on the CPU cores
+    projection/t5_scale.json                            (optional) scripts/benchmark_t5_scale.py
 and under ``results``: results.json, table2.md, table3.md, quality.md, figure3_<task>.png.
 """
 
@@ -33,7 +35,9 @@ from spec_decode import train
 from spec_decode.paper import paper_numbers, training
 from spec_decode.paper.config import PaperConfig
 
-STAGES = ("vocab", "pretrain", "finetune", "distill", "quality", "measure", "report")
+STAGES = (
+    "vocab", "pretrain", "finetune", "distill", "quality", "measure", "measure_cpu", "report",
+)  # fmt: skip
 SPLITS = ("train", "validation", "test")
 
 
@@ -253,6 +257,11 @@ class Pipeline:
         from spec_decode.paper import stages
 
         stages.measure_all(self)
+
+    def stage_measure_cpu(self) -> None:
+        from spec_decode.paper import stages
+
+        stages.measure_cpu(self)
 
     def stage_report(self) -> None:
         from spec_decode.paper import stages

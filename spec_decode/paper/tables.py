@@ -6,7 +6,9 @@ The results (``results.json``, written by the report stage) hold, per task,
                      "c": float, "runs": [measure.run_record, ...], "greedy": {...}}
 
 Table 2: one row per task, T5 draft and temperature at the paper's gamma for that draft's
-counterpart, and one at the gamma of the best measured speedup; our columns, then the paper's.
+counterpart, and one at the gamma of the best measured speedup; our columns, the projection
+(Theorem 3.8 at our alpha and the c of the counterpart T5 1.1 size against T5 1.1 XXL, both
+timed with random weights on the same machine: ``results["projection"]``), then the paper's.
 Table 3: one row per task and draft, alpha at T=0 and T=1 measured at ``alpha_gamma``, then
 the paper's alpha for the counterpart.
 """
@@ -16,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from spec_decode.core import theory
 from spec_decode.paper import paper_numbers
 
 TABLE2_COLUMNS = (
     "task", "draft", "T", "gamma", "alpha", "c", "expected", "measured", "measured/expected",
-    "paper draft", "paper gamma", "paper alpha", "paper c", "paper expected", "paper measured",
+    "XXL c", "XXL expected", "paper draft", "paper gamma", "paper alpha", "paper c",
+    "paper expected", "paper measured",
 )  # fmt: skip
 TABLE3_COLUMNS = ("task", "draft", "alpha T=0", "alpha T=1", "paper alpha T=0", "paper alpha T=1")
 
@@ -32,11 +36,14 @@ def _run(runs: Sequence[dict], temperature: float, gamma: int) -> dict | None:
     return None
 
 
-def table2_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Table 2's rows (dicts keyed by ``TABLE2_COLUMNS``) for every task and T5 draft."""
+def table2_rows(results: Mapping[str, Any], where: str = "drafts") -> list[dict[str, Any]]:
+    """Table 2's rows (dicts keyed by ``TABLE2_COLUMNS``) for every task and T5 draft;
+    ``where='cpu'``: of the drafts timed on the CPU cores."""
     rows = []
+    c_xxl = (results.get("projection") or {}).get("c_vs_xxl", {})
     for task, measured in results["tasks"].items():
-        for name, draft in measured["drafts"].items():
+        drafts = measured["drafts"] if where == "drafts" else measured[where]["drafts"]
+        for name, draft in drafts.items():
             if draft["kind"] == "ngram":
                 continue
             temperatures = sorted({r["temperature"] for r in draft["runs"]})
@@ -51,11 +58,12 @@ def table2_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 if at_paper is not None and at_paper is not best:
                     chosen.insert(0, at_paper)
                 for run in chosen:
-                    rows.append(_table2_row(task, name, draft, run, paper))
+                    rows.append(_table2_row(task, name, draft, run, paper, c_xxl))
     return rows
 
 
-def _table2_row(task, name, draft, run, paper) -> dict[str, Any]:
+def _table2_row(task, name, draft, run, paper, c_xxl) -> dict[str, Any]:
+    projected_c = c_xxl.get(draft.get("paper"))
     row = {
         "task": task,
         "draft": name,
@@ -66,6 +74,12 @@ def _table2_row(task, name, draft, run, paper) -> dict[str, Any]:
         "expected": run["expected_speedup"],
         "measured": run["speedup"],
         "measured/expected": run["measured_over_expected"],
+        "XXL c": projected_c,
+        "XXL expected": (
+            None
+            if projected_c is None or run["alpha"] is None
+            else theory.expected_speedup(run["alpha"], run["gamma"], projected_c)
+        ),
         "paper draft": draft.get("paper"),
     }
     names = ("paper gamma", "paper alpha", "paper c", "paper expected", "paper measured")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +64,37 @@ def summary(params, directory: Path, history: dict, **extra) -> dict[str, Any]:
 
 def pretrain(config: PaperConfig, name: str, corpus: str, vocabulary, directory: Path,
              progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Span corruption on all the training text (``pretraining_documents``) from random init."""
-    from spec_decode.train.span_corruption import pretraining_documents, span_corruption_batches
-
+    """Span corruption on all the training text (``pretraining_documents``) from random init,
+    its batches made in ``config.data_workers`` processes (0: this one)."""
     budget = config.budget("pretrain", name)
     model = model_config(config, name, vocabulary, budget.dropout)
-    documents = pretraining_documents(corpus)
-    batches = span_corruption_batches(
-        documents, vocabulary, batch_size=budget.batch_size,
-        input_length=config.pretrain_length, seed=config.seed,
+    stream = partial(
+        span_corruption_stream, corpus, vocabulary.sentencepiece_model_file,
+        vocabulary.extra_ids, budget.batch_size, config.pretrain_length,
     )  # fmt: skip
+    if config.data_workers:
+        batches = train.worker_batches(stream, workers=config.data_workers, seed=config.seed)
+    else:
+        batches = stream(config.seed)
     trainer = train.T5Trainer(model, train_config(budget, config.seed, progress=progress))
     state = trainer.init_state(init_key(config, name))
-    state, history = trainer.fit(state, iter(batches))
+    try:
+        state, history = trainer.fit(state, iter(batches))
+    finally:
+        batches.close()  # stops the workers
     return summary(state.params, directory, history, model=name, objective="span_corruption")
+
+
+def span_corruption_stream(corpus: str, vocabulary_file: str, extra_ids: int, batch_size: int,
+                           input_length: int, seed: int):  # fmt: skip
+    """The pre-training batches of one stream (a worker's: everything it needs pickles)."""
+    from spec_decode.train.span_corruption import pretraining_documents, span_corruption_batches
+
+    vocabulary = train.load_vocabulary(vocabulary_file, extra_ids=extra_ids)
+    return span_corruption_batches(
+        pretraining_documents(corpus), vocabulary, batch_size=batch_size,
+        input_length=input_length, seed=seed,
+    )  # fmt: skip
 
 
 def finetune(config: PaperConfig, name: str, data, init_checkpoint: str | None, directory: Path,

@@ -17,6 +17,7 @@ from spec_decode.train.trainer import (
     save_checkpoint,
 )
 from spec_decode.train.vocab import extra_id, load_vocabulary, train_vocabulary
+from spec_decode.train.workers import worker_batches
 
 __all__ = [
     "DistillTrainer",
@@ -41,4 +42,5 @@ __all__ = [
     "span_corruption_lengths",
     "tokenize",
     "train_vocabulary",
+    "worker_batches",
 ]
