@@ -227,13 +227,16 @@ def collect(run: Pipeline) -> dict[str, Any]:
         baseline = {f"{t:g}": _optional(run, "measure", task, f"baseline_T{t:g}")
                     for t in c.temperatures}  # fmt: skip
         cpu = {name: _optional(run, "measure_cpu", task, name) for name in c.cpu_drafts}
+        cpu_baseline = {
+            f"{t:g}": _optional(run, "measure_cpu", task, f"baseline_T{t:g}")
+            for t in c.temperatures
+        }
         results["tasks"][task] = {
             "baseline": baseline,
             "drafts": drafts,
             "quality": _optional(run, "quality", task),
             "cpu": {
-                "baseline": {f"{t:g}": _optional(run, "measure_cpu", task, f"baseline_T{t:g}")
-                             for t in c.temperatures},  # fmt: skip
+                "baseline": cpu_baseline,
                 "drafts": {name: record for name, record in cpu.items() if record is not None},
             },
         }
