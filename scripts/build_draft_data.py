@@ -24,6 +24,7 @@ import dataclasses
 import json
 import pathlib
 import sys
+import sysconfig
 import time
 
 from spec_decode.distill import draft_data, prompts
@@ -53,23 +54,18 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.per_category, args.held_out_per_category, args.generated = 16, 4, 200
-        args.limit, args.new_tokens, args.widths, args.batch = 2000, 8, "96,192", 32
+        args.limit, args.new_tokens, args.widths, args.batch = 1000, 8, "192", 32
         args.shard_size = 64
+        if args.python_roots is None:  # the standard library alone: no site-packages walk
+            args.python_roots = sysconfig.get_paths()["stdlib"]
     return args
-
-
-def smoke_target():
-    """A tiny random Llama over the character tokenizer's vocabulary."""
-    from spec_decode.distill.char_tokenizer import VOCAB_SIZE, CharTokenizer
-    from spec_decode.models import tiny_llama
-
-    model, params = tiny_llama(1, 0, vocab_size=VOCAB_SIZE, emb_dim=32, max_length=256)
-    return model, params, CharTokenizer()
 
 
 def load_target(args):
     if args.smoke:
-        return smoke_target()
+        from spec_decode.distill.char_tokenizer import tiny_chat_target
+
+        return tiny_chat_target()
     import jax
 
     from spec_decode.app import registry

@@ -37,3 +37,11 @@ class CharTokenizer:
 
     def id_to_token(self, token_id: int) -> str | None:
         return self.decode([token_id]) if 0 <= token_id < VOCAB_SIZE else None
+
+
+def tiny_chat_target(seed: int = 0, max_length: int = 256):
+    """(model, params, tokenizer): a one-layer random Llama over this tokenizer's vocabulary."""
+    from spec_decode.models import tiny_llama
+
+    model, params = tiny_llama(1, seed, vocab_size=VOCAB_SIZE, max_length=max_length)
+    return model, params, CharTokenizer()
