@@ -11,7 +11,8 @@ and sparse-bigram tables from them -> one draft per --subsets size (a head over 
 frequent tokens; M = V is the full head), trained with forward KL -> held-out alpha at T = 0
 and 1 (empirical and analytic) and c for every draft, prompt lookup and the n-gram drafts (also
 alpha on the CLI demo's prompts, which no training source contains) -> weights, tables and
-metrics.json.
+metrics.json. With ``--shards DIR`` the training set is instead the training split of
+``scripts/build_draft_data.py``'s shards (real-data requests answered by the target).
 
 The tables land in OUT/smollm2_ngrams/ in the shipped layout (``spec_decode.distill.ngrams``):
 ``SPEC_DECODE_NGRAM_DIR=OUT/smollm2_ngrams spec-decode generate --draft bigram ...`` uses them.
@@ -30,7 +31,16 @@ import jax
 import numpy as np
 
 from spec_decode.app import demo, registry
-from spec_decode.distill import checkpoint, data, evaluate, mix, ngrams, prompts
+from spec_decode.distill import (
+    char_tokenizer,
+    checkpoint,
+    data,
+    draft_data,
+    evaluate,
+    mix,
+    ngrams,
+    prompts,
+)
 from spec_decode.distill.train import train
 from spec_decode.drafts import PromptLookupDraft, SparseBigramDraft, UnigramDraft
 from spec_decode.drafts.neural import SharedEmbeddingDraft, init_draft
@@ -82,8 +92,16 @@ def parse_args(argv=None):
         default=None,
         help="training-set cache (.npz): read when it exists, else written after generation",
     )
+    parser.add_argument(
+        "--shards",
+        default=None,
+        help="train on the training split of build_draft_data.py's shards in this directory "
+        "(instead of generating a training set)",
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
+    if args.shards and args.data:
+        parser.error("--shards and --data are two training sets: give one")
     if args.smoke:
         args.layers, args.mlp_dim, args.subsets, args.steps, args.batch = "1", 64, "48,64", 30, 8
         args.samples, args.new_tokens, args.gamma = 1, 12, 3
@@ -113,7 +131,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.smoke:
-        target, target_params, tokenizer = _smoke_target()
+        # build_draft_data.py --smoke's shards are in the character tokenizer's ids
+        smoke = char_tokenizer.tiny_chat_target if args.shards else _smoke_target
+        target, target_params, tokenizer = smoke()
         train_texts, held_texts = prompts.train_prompts()[:16], prompts.held_out_prompts()[:8]
     else:
         dtype = "bfloat16" if jax.default_backend() == "gpu" else "float32"
@@ -127,7 +147,11 @@ def main(argv=None) -> int:
         prompt_width=args.prompt_width, new_tokens=args.new_tokens, seed=args.seed,
     )  # fmt: skip
     cache = pathlib.Path(args.data) if args.data else None
-    if cache is not None and cache.exists():
+    if args.shards:
+        train_set = draft_data.training_set(args.shards).training_set
+        print(f"training set read from {args.shards}: {len(train_set.sequences)} sequences",
+              flush=True)  # fmt: skip
+    elif cache is not None and cache.exists():
         train_set = mix.TrainingSet.load(cache)
         print(f"training set read from {cache}: {len(train_set.sequences)} sequences", flush=True)
     else:

