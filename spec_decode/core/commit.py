@@ -17,6 +17,7 @@ def commit_round(
     *,
     max_new_tokens: int,
     eos_id: int | None,
+    rereads: bool = False,
 ) -> DecodeState:
     """Emit x_1..x_n, t per active row, stop rows at EOS / max_new_tokens, roll caches back.
 
@@ -34,6 +35,11 @@ def commit_round(
     Rows 1 and 2 are then done. Target lengths grow by n + 1 (row 0: 4, row 3: 1); the draft
     cache follows with one fewer when every draft was accepted (num_pending = 2: the draft never
     saw x_K, row 0), so ``pending[:, 0]`` is only read when ``num_pending == 2``.
+
+    ``rereads`` (a draft that reads the target's features): the draft keeps only the positions
+    its first call read with the target's features (through the round's first, t' at the
+    target's length before), so next round it re-reads x_1..x_n and t with the verified ones:
+    draft length = target length before + 1, num_pending = n + 1 (row 0: 4, row 3: 1).
     """
     batch, k = draft_tokens.shape
     active = ~state.done
@@ -55,7 +61,10 @@ def commit_round(
     target_before = state.target_cache.lengths - (k + 1)
     target_lengths = jnp.where(active, target_before + num_accepted + 1, target_before)
     all_accepted = num_accepted == k
-    num_pending = jnp.where(active, jnp.where(all_accepted, 2, 1), state.num_pending)
+    if rereads:
+        num_pending = jnp.where(active, num_accepted + 1, state.num_pending)
+    else:
+        num_pending = jnp.where(active, jnp.where(all_accepted, 2, 1), state.num_pending)
     pending = jnp.stack([draft_tokens[:, -1] if k else next_token, next_token], axis=1)
     pending = jnp.where(active[:, None], pending, state.pending)
     draft_cache = state.draft_cache

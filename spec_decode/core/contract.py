@@ -22,6 +22,15 @@ must therefore hold at least ``max_length`` positions so that no write is clippe
 Caches are values (pytrees, usually ``flax.struct`` dataclasses) passed in and returned; models
 are hashable (frozen dataclasses) so they can be static arguments of ``jax.jit``.
 
+A draft may read the target's features (EAGLE-style): its final hidden states [B, K, D]. Such a
+target has ``extend_features(params, tokens, cache) -> (logits, features, cache)`` and
+``prefill_features(params, tokens, cache) -> (features, cache)`` (``gives_features``), and such a
+draft ``extend_conditioned(params, tokens, features, cache) -> (logits, predicted, cache)``
+(``reads_features``), where ``features[b, i]`` is the target's hidden state at the position
+before ``tokens[b, i]`` (zeros before position 0) and ``predicted[b, i]`` the draft's guess of
+the target's hidden state at the token's own position, which it reads for the next one. Both
+declare ``feature_dim`` (D). A plain draft never costs a target anything for them.
+
 Two helpers serve every implementation: ``check_tokens`` (the static checks of ``tokens`` that
 every ``extend`` starts with) and ``write_at_lengths`` (writing K new cache entries at each row's
 own length).
@@ -98,6 +107,55 @@ class SequenceScorer(Protocol):
     def forward(self, params: Params, tokens: jax.Array) -> jax.Array:
         """Tokens [B, T] at positions 0..T-1 -> logits [B, T, V], as T cached ``extend``s give."""
         ...
+
+
+@runtime_checkable
+class FeatureTarget(Protocol):
+    """Targets that also return their final hidden states, for drafts that read them."""
+
+    @property
+    def feature_dim(self) -> int:
+        """D: features are [..., D]."""
+        ...
+
+    def extend_features(
+        self, params: Params, tokens: jax.Array, cache: Cache
+    ) -> tuple[jax.Array, jax.Array, Cache]:
+        """``extend`` that also returns the hidden states of the K positions: [B, K, D]."""
+        ...
+
+    def prefill_features(
+        self, params: Params, tokens: jax.Array, cache: Cache
+    ) -> tuple[jax.Array, Cache]:
+        """``prefill`` that returns the hidden states [B, K, D] instead of nothing."""
+        ...
+
+
+@runtime_checkable
+class FeatureDraft(Protocol):
+    """Drafts that read the target's features next to each token (``reads_features``)."""
+
+    @property
+    def feature_dim(self) -> int:
+        """D: the width of the features it reads and predicts."""
+        ...
+
+    def extend_conditioned(
+        self, params: Params, tokens: jax.Array, features: jax.Array, cache: Cache
+    ) -> tuple[jax.Array, jax.Array, Cache]:
+        """tokens [B, K], features [B, K, D] of the positions before them -> logits [B, K, V],
+        predicted features [B, K, D] of the tokens' own positions, and the cache."""
+        ...
+
+
+def gives_features(model: Any) -> bool:
+    """Whether ``model`` is a ``FeatureTarget`` (returns hidden states with its logits)."""
+    return all(callable(getattr(model, m, None)) for m in ("extend_features", "prefill_features"))
+
+
+def reads_features(model: Any) -> bool:
+    """Whether ``model`` is a ``FeatureDraft``: its draft calls need the target's features."""
+    return callable(getattr(model, "extend_conditioned", None))
 
 
 def has_prefill(model: Any) -> bool:

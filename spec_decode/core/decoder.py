@@ -39,16 +39,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_decode import sharding
-from spec_decode.core import validation
+from spec_decode.core import contract, validation
 from spec_decode.core.commit import commit_round
 from spec_decode.core.contract import LanguageModel, Params, rollback
+from spec_decode.core.features import empty_features, feature_prefill, read_before, write_features
 from spec_decode.core.keys import round_keys, row_keys
 from spec_decode.core.policy import GammaPolicy
 from spec_decode.core.prefill import chunked_prefill
 from spec_decode.core.rejection import accept_greedy, accept_reject
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
 from spec_decode.core.state import DecodeResult, DecodeState
-from spec_decode.core.steps import draft_block, parallel_verify
+from spec_decode.core.steps import conditioned_draft_block, draft_block
 
 
 class DecoderParams(NamedTuple):
@@ -100,6 +101,7 @@ class SpeculativeDecoder:
                 )
         if self.draft is not None:
             validation.check_vocab(self.target, self.draft)
+            validation.check_features(self.target, self.draft)
         validation.check_int("max_new_tokens", self.max_new_tokens, 1)
         validation.check_sampling(self.sampling)
         validation.check_eos(self.eos_id, self.target.vocab_size)
@@ -115,6 +117,11 @@ class SpeculativeDecoder:
     @property
     def models(self) -> tuple[LanguageModel, ...]:
         return (self.target,) if self.draft is None else (self.target, self.draft)
+
+    @property
+    def reads_features(self) -> bool:
+        """Whether the draft reads the target's features (``core/features.py``)."""
+        return self.draft is not None and contract.reads_features(self.draft)
 
     @property
     def max_drafts(self) -> int:
@@ -224,8 +231,12 @@ class SpeculativeDecoder:
         batch = prompt_tokens.shape[0]
         last = jnp.take_along_axis(prompt_tokens, (prompt_lengths - 1)[:, None], axis=1)  # [B, 1]
         zeros = jnp.zeros((batch,), jnp.int32)
-        draft_cache = None
-        if self.draft is not None:
+        draft_cache = features = target_cache = None
+        if self.reads_features:
+            target_cache, draft_cache, features = self._feature_prefill(
+                params, prompt_tokens, prompt_lengths
+            )
+        elif self.draft is not None:
             draft_cache = self._prefill(self.draft, params.draft, prompt_tokens, prompt_lengths)
         state = DecodeState(
             rounds=jnp.zeros((), jnp.int32),
@@ -235,15 +246,38 @@ class SpeculativeDecoder:
             done=jnp.zeros((batch,), bool),
             pending=jnp.concatenate([last, last], axis=1),
             num_pending=jnp.ones((batch,), jnp.int32),
-            target_cache=self._prefill(self.target, params.target, prompt_tokens, prompt_lengths),
+            target_cache=self._prefill(self.target, params.target, prompt_tokens, prompt_lengths)
+            if target_cache is None
+            else target_cache,
             draft_cache=draft_cache,
             target_calls=zeros,
             draft_calls=zeros,
             accepted_per_round=jnp.full((batch, self.max_new_tokens), -1, jnp.int32),
             gamma_per_round=jnp.full((self.max_new_tokens,), -1, jnp.int32),
             last_prompt=last[:, 0],
+            features=features,
         )
         return self._on_mesh(state)
+
+    def _feature_prefill(self, params, prompt_tokens, prompt_lengths):
+        """``_prefill`` of both models in one chunk loop: the draft reads the target's features
+        of each chunk (``features.feature_prefill``); both caches and the feature buffer."""
+        batch, width = prompt_tokens.shape
+        length = self.cache_length(width)
+        caches = [m.init_cache(p, batch, length) for m, p in zip(self.models, params, strict=True)]
+        if self.mesh is not None:
+            caches = [
+                sharding.constrain_cache(m, c, self.mesh, self.rules)
+                for m, c in zip(self.models, caches, strict=True)
+            ]
+        features = empty_features(self.target, params.target, batch, length)
+        if width > 1:
+            *caches, features = feature_prefill(
+                self.target, params.target, self.draft, params.draft,
+                prompt_tokens[:, : width - 1], *caches, features,
+            )  # fmt: skip
+        target_cache, draft_cache = (rollback(c, prompt_lengths - 1) for c in caches)
+        return target_cache, draft_cache, features
 
     def _speculative_round(
         self, params: DecoderParams, state: DecodeState, gamma: int
@@ -251,39 +285,57 @@ class SpeculativeDecoder:
         """Draft gamma tokens, verify them in one target call, accept/reject, commit."""
         draft_keys, accept_keys = round_keys(state.keys, state.rounds, 2)
         greedy = self.sampling.greedy  # argmax all through: no [B, K+1, V] distributions
-        draft_tokens, draft_probs, draft_cache = draft_block(
-            self.draft, params.draft, state.draft_cache, state.pending, state.num_pending,
-            draft_keys, gamma=gamma, sampling=self.sampling, return_probs=not greedy,
-        )  # fmt: skip
+        if self.reads_features:
+            positions = state.draft_cache.lengths[:, None] + jnp.arange(gamma + 1)  # [B, K+1]
+            draft_tokens, draft_probs, draft_cache = conditioned_draft_block(
+                self.draft, params.draft, state.draft_cache, _token_reader(state)(positions),
+                read_before(state.features, positions), state.num_pending, draft_keys,
+                gamma=gamma, sampling=self.sampling, return_probs=not greedy,
+            )  # fmt: skip
+        else:
+            draft_tokens, draft_probs, draft_cache = draft_block(
+                self.draft, params.draft, state.draft_cache, state.pending, state.num_pending,
+                draft_keys, gamma=gamma, sampling=self.sampling, return_probs=not greedy,
+            )  # fmt: skip
+        # Verify: one target call over [pending, x_1..x_K] (steps.parallel_verify's).
+        tokens = jnp.concatenate([state.pending[:, 1:], draft_tokens], axis=1)  # [B, K+1]
+        logits, state = self._target_call(params, tokens, state)  # [B, K+1, V]
         if greedy:
-            tokens = jnp.concatenate([state.pending[:, 1:], draft_tokens], axis=1)  # [B, K+1]
-            logits, target_cache = self.target.extend(params.target, tokens, state.target_cache)
             num_accepted, next_token = accept_greedy(logits, draft_tokens)
         else:
-            target_probs, target_cache = parallel_verify(
-                self.target, params.target, state.target_cache, state.pending[:, 1],
-                draft_tokens, sampling=self.sampling,
-            )  # fmt: skip
+            target_probs = adjusted_probs(logits, self.sampling)  # p_1 .. p_{K+1}
             num_accepted, next_token = accept_reject(
                 target_probs, draft_probs, draft_tokens, accept_keys
             )
-        state = state.replace(target_cache=target_cache, draft_cache=draft_cache)
+        state = state.replace(draft_cache=draft_cache)
         return commit_round(
             state, num_accepted, next_token, draft_tokens,
-            max_new_tokens=self.max_new_tokens, eos_id=self.eos_id,
+            max_new_tokens=self.max_new_tokens, eos_id=self.eos_id, rereads=self.reads_features,
         )  # fmt: skip
+
+    def _target_call(self, params: DecoderParams, tokens: jax.Array, state: DecodeState):
+        """``extend`` of the target cache by tokens [B, K]; the logits and the state. With a
+        draft that reads features the target's hidden states are written to the buffer too."""
+        if state.features is None:
+            logits, cache = self.target.extend(params.target, tokens, state.target_cache)
+            return logits, state.replace(target_cache=cache)
+        lengths = state.target_cache.lengths
+        logits, hidden, cache = self.target.extend_features(
+            params.target, tokens, state.target_cache
+        )
+        features = write_features(state.features, hidden, lengths)
+        return logits, state.replace(target_cache=cache, features=features)
 
     def _autoregressive_round(self, params: DecoderParams, state: DecodeState) -> DecodeState:
         """One target call, one sampled token, committed like a round with no drafts."""
         (sample_keys,) = round_keys(state.keys, state.rounds, 1)
-        logits, cache = self.target.extend(params.target, state.pending[:, 1:], state.target_cache)
+        logits, state = self._target_call(params, state.pending[:, 1:], state)
         if self.sampling.greedy:
             token = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)  # what one-hot p draws
         else:
             probs = adjusted_probs(logits[:, 0], self.sampling)  # [B, V]
             token = jax.vmap(sample_from)(sample_keys, probs)  # [B]
         no_drafts = jnp.zeros((token.shape[0], 0), jnp.int32)
-        state = state.replace(target_cache=cache)
         return commit_round(
             state, jnp.zeros_like(token), token, no_drafts,
             max_new_tokens=self.max_new_tokens, eos_id=self.eos_id,
@@ -319,15 +371,7 @@ class SpeculativeDecoder:
         """
         target_lengths = state.target_cache.lengths  # [B]
         active = ~state.done
-        first_generated = target_lengths - state.num_generated + 1  # [B]: P_b
-
-        def token_at(positions):  # [B, C] -> [B, C]
-            index = positions - first_generated[:, None]
-            generated = jnp.take_along_axis(
-                state.tokens, jnp.clip(index, 0, state.tokens.shape[1] - 1), axis=1
-            )
-            return jnp.where(index < 0, state.last_prompt[:, None], generated)
-
+        token_at = _token_reader(state)
         chunk = self.catch_up_chunk
         behind = lambda cache: active & (target_lengths - cache.lengths > 1)  # [B]
 
@@ -335,7 +379,13 @@ class SpeculativeDecoder:
             cache, calls = carry
             todo, before = behind(cache), cache.lengths
             positions = before[:, None] + jnp.arange(chunk)  # [B, C]
-            _, cache = self.draft.extend(params.draft, token_at(positions), cache)
+            if self.reads_features:  # the target's features, from the plain steps' buffer
+                features = read_before(state.features, positions)
+                _, _, cache = self.draft.extend_conditioned(
+                    params.draft, token_at(positions), features, cache
+                )
+            else:
+                _, cache = self.draft.extend(params.draft, token_at(positions), cache)
             after = jnp.where(todo, jnp.minimum(before + chunk, target_lengths - 1), before)
             return rollback(cache, after), calls + todo
 
@@ -373,6 +423,22 @@ class SpeculativeDecoder:
             target_cache=sharding.constrain_cache(self.target, state.target_cache, mesh, rules),
             draft_cache=draft_cache,
         )
+
+
+def _token_reader(state: DecodeState):
+    """positions [B, C] -> the committed tokens there [B, C]: the last prompt token at P_b - 1,
+    generated tokens after it (P_b = target length - generated + 1: the newest token is in
+    neither cache). Other positions read garbage, for the caller to discard."""
+    first_generated = state.target_cache.lengths - state.num_generated + 1  # [B]: P_b
+
+    def token_at(positions):  # [B, C] -> [B, C]
+        index = positions - first_generated[:, None]
+        generated = jnp.take_along_axis(
+            state.tokens, jnp.clip(index, 0, state.tokens.shape[1] - 1), axis=1
+        )
+        return jnp.where(index < 0, state.last_prompt[:, None], generated)
+
+    return token_at
 
 
 def _as_params(params) -> DecoderParams:

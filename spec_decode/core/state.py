@@ -36,6 +36,11 @@ class DecodeState:
     accepted_per_round: jax.Array  # [B, R] int32: drafts accepted in each round; -1 = no round
     gamma_per_round: jax.Array  # [R] int32: drafts of each round (one for all rows); -1 = none
     last_prompt: jax.Array  # [B] int32: each prompt's last token (the draft's catch-up reads it)
+    # Only for a draft that reads the target's features (``core/features.py``; else None): the
+    # target's hidden state at every position below target_cache.lengths. Such a draft's cache
+    # holds only positions it read with these (true) features, so num_pending is then in
+    # 1..K+1: the last round's accepted tokens and t are re-read with them in the next round.
+    features: Any  # [B, L, D] or None
 
 
 @struct.dataclass

@@ -1,7 +1,9 @@
 """Draft and verify: the two model-calling halves of one speculative round.
 
 Both are pure functions of (model, params, cache, tokens, keys) and return a new cache. The
-decoding core reaches models only through ``extend`` (see ``spec_decode.core.contract``).
+decoding core reaches models only through ``extend`` (see ``spec_decode.core.contract``), and
+drafts that read the target's features through ``extend_conditioned``
+(``conditioned_draft_block``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from spec_decode.core.contract import Cache, LanguageModel, Params, rollback
+from spec_decode.core.contract import Cache, FeatureDraft, LanguageModel, Params, rollback
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs, sample_from
 
 
@@ -48,7 +50,6 @@ def draft_block(
       draft_probs: float32 [B, K, V] (None with ``return_probs=False`` and greedy sampling).
       cache: the draft cache, holding the pending tokens and x_1..x_{gamma-1}.
     """
-    fast_greedy = sampling.greedy and not return_probs
     batch = pending.shape[0]
     two_pending = (num_pending == 2)[:, None]  # [B, 1]
     first_tokens = jnp.where(two_pending, pending, pending[:, 1:].repeat(2, axis=1))  # [B, 2]
@@ -56,6 +57,68 @@ def draft_block(
     logits, cache = draft.extend(params, first_tokens, cache)  # [B, 2, V]
     logits = logits[jnp.arange(batch), num_pending - 1]  # [B, V]
     cache = rollback(cache, lengths_before + num_pending)
+
+    def extend_one(token, cache):  # [B] -> logits [B, V]
+        logits, cache = draft.extend(params, token[:, None], cache)  # [B, 1, V]
+        return logits[:, 0], cache
+
+    return _draw_block(extend_one, logits, cache, keys, gamma, sampling, return_probs)
+
+
+def conditioned_draft_block(
+    draft: FeatureDraft,
+    params: Params,
+    cache: Cache,
+    tokens: jax.Array,  # [B, W] int32: the committed tokens from the draft's length on
+    features: jax.Array,  # [B, W, D]: the target's features of the positions before them
+    num_pending: jax.Array,  # [B] int32 in 1..W: how many of tokens[b] (the first ones) count
+    keys: jax.Array,  # [B] keys, one per row
+    *,
+    gamma: int,
+    sampling: SamplingConfig,
+    return_probs: bool = True,
+) -> tuple[jax.Array, jax.Array | None, Cache]:
+    """``draft_block`` for a draft that reads the target's features (``contract.FeatureDraft``).
+
+    The first call re-reads every committed position the draft has not read with the target's
+    true features: the last round's accepted tokens and its newest token t, num_pending of
+    them (W = gamma + 1 wide, the rest written past the row's end and rolled back). Each later
+    call reads the draft's own predicted features of the position before, the only ones there
+    are beyond the last verified position. Worked example, gamma = 3, the last round verified
+    [t', x_1, x_2, x_3] from position Lt and accepted x_1 x_2, then drew t (so num_pending = 3
+    and the draft's length is Lt + 1; h are the target's features, y the new drafts):
+
+        call | tokens at Lt+1..  | features read       | q read from | draft length after
+          1  | x_1 x_2 t  (pad)  | h_Lt h_Lt+1 h_Lt+2  | position 2  | Lt + 4 (rolled back)
+          2  | y_1               | predicted at t      | position 0  | Lt + 5
+          3  | y_2               | predicted at y_1    | position 0  | Lt + 6
+
+    Returns draft_tokens [B, K], draft_probs [B, K, V] (None as in ``draft_block``) and the
+    cache holding the pending tokens and y_1..y_{gamma-1}.
+    """
+    batch = tokens.shape[0]
+    lengths_before = cache.lengths
+    logits, predicted, cache = draft.extend_conditioned(params, tokens, features, cache)
+    rows, last = jnp.arange(batch), num_pending - 1
+    logits, feature = logits[rows, last], predicted[rows, last]  # [B, V], [B, D]
+    cache = rollback(cache, lengths_before + num_pending)
+
+    def extend_one(token, carry):  # [B] -> logits [B, V]
+        feature, cache = carry
+        logits, predicted, cache = draft.extend_conditioned(
+            params, token[:, None], feature[:, None], cache
+        )  # [B, 1, V], [B, 1, D]
+        return logits[:, 0], (predicted[:, 0], cache)
+
+    draft_tokens, draft_probs, (_, cache) = _draw_block(
+        extend_one, logits, (feature, cache), keys, gamma, sampling, return_probs
+    )
+    return draft_tokens, draft_probs, cache
+
+
+def _draw_block(extend_one, logits, carry, keys, gamma, sampling, return_probs):
+    """Draw x_1 from the first call's logits [B, V], then x_2..x_gamma one call each."""
+    fast_greedy = sampling.greedy and not return_probs
     step_keys = jax.vmap(lambda k: jax.random.split(k, gamma))(keys)  # [B, K]
 
     def draw(logits, key_column):
@@ -66,22 +129,22 @@ def draft_block(
 
     token, probs = draw(logits, step_keys[:, 0])
 
-    def body(carry, key_column):
-        token, cache = carry
-        logits, cache = draft.extend(params, token[:, None], cache)  # [B, 1, V]
-        next_token, probs = draw(logits[:, 0], key_column)
-        return (next_token, cache), (next_token, probs)
+    def body(scan_carry, key_column):
+        token, carry = scan_carry
+        logits, carry = extend_one(token, carry)
+        next_token, probs = draw(logits, key_column)
+        return (next_token, carry), (next_token, probs)
 
     # gamma is static, so the draft calls are unrolled: no inner loop and its per-trip overhead
     # on a GPU, where a small draft's step is a few dozen microseconds.
-    (_, cache), (tokens_rest, probs_rest) = jax.lax.scan(
-        body, (token, cache), jnp.swapaxes(step_keys[:, 1:], 0, 1), unroll=True
+    (_, carry), (tokens_rest, probs_rest) = jax.lax.scan(
+        body, (token, carry), jnp.swapaxes(step_keys[:, 1:], 0, 1), unroll=True
     )  # [K-1, B], [K-1, B, V]
     draft_tokens = jnp.concatenate([token[:, None], jnp.swapaxes(tokens_rest, 0, 1)], axis=1)
     if fast_greedy:
-        return draft_tokens, None, cache
+        return draft_tokens, None, carry
     draft_probs = jnp.concatenate([probs[:, None], jnp.swapaxes(probs_rest, 0, 1)], axis=1)
-    return draft_tokens, draft_probs, cache
+    return draft_tokens, draft_probs, carry
 
 
 def parallel_verify(

@@ -8,6 +8,7 @@ import numbers
 import jax
 import numpy as np
 
+from spec_decode.core import contract
 from spec_decode.core.sampling import SamplingConfig
 
 
@@ -192,6 +193,23 @@ def check_vocab(target, draft) -> None:
         raise ValueError(
             f"draft vocab_size={draft.vocab_size} is not allowed: it must equal the target's "
             f"vocab_size={target.vocab_size} (both models must share one vocabulary)"
+        )
+
+
+def check_features(target, draft) -> None:
+    """A draft that reads the target's features needs a target that gives them, of its width."""
+    if not contract.reads_features(draft):
+        return
+    if not contract.gives_features(target):
+        raise ValueError(
+            f"draft={type(draft).__name__} is not allowed with target={type(target).__name__}: "
+            "the draft reads the target's features, and the target has no extend_features / "
+            "prefill_features (contract.FeatureTarget)"
+        )
+    if draft.feature_dim != target.feature_dim:
+        raise ValueError(
+            f"draft feature_dim={draft.feature_dim} is not allowed: it must equal the target's "
+            f"feature_dim={target.feature_dim} (the draft reads the target's hidden states)"
         )
 
 

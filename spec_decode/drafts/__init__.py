@@ -1,7 +1,9 @@
 """Drafts, all satisfying the model contract: model-free ones (n-gram count tables, prompt
-lookup) and the small neural draft that shares the target's embedding table (``neural``)."""
+lookup), the small neural draft that shares the target's embedding table (``neural``) and the
+EAGLE-style draft that reads the target's features (``eagle``)."""
 
 from spec_decode.drafts._common import LengthsCache, ModelFreeDraft
+from spec_decode.drafts.eagle import EagleDraft, eagle_config, init_eagle
 from spec_decode.drafts.neural import SharedEmbeddingDraft, init_draft, with_head_rows
 from spec_decode.drafts.ngram import (
     BigramDraft,
@@ -14,6 +16,7 @@ from spec_decode.drafts.sparse_bigram import SparseBigramDraft, sparse_bigram_pa
 
 __all__ = [
     "BigramDraft",
+    "EagleDraft",
     "LengthsCache",
     "ModelFreeDraft",
     "PromptLookupCache",
@@ -22,6 +25,8 @@ __all__ = [
     "SparseBigramDraft",
     "UnigramDraft",
     "count_ngrams",
+    "eagle_config",
+    "init_eagle",
     "init_draft",
     "ngram_params_from_tokens",
     "sparse_bigram_params_from_tokens",

@@ -148,6 +148,38 @@ class LlamaLM:
         """``extend`` without the output layer: final-normed hidden states [B, K, D]."""
         return self._extend(params, tokens, cache, head=False)
 
+    @property
+    def feature_dim(self) -> int:
+        """D: the width of the hidden states that drafts reading features get (contract)."""
+        return self.config.emb_dim
+
+    def extend_features(
+        self, params: dict, tokens: jax.Array, cache: LlamaCache
+    ) -> tuple[jax.Array, jax.Array, LlamaCache]:
+        """``extend`` that also returns the final-normed hidden states [B, K, D] (the features
+        that ``contract.FeatureDraft`` drafts read; the logits are these times the head)."""
+        hidden, cache = self._extend(params, tokens, cache, head=False)
+        return self.logits(params, hidden), hidden, cache
+
+    def prefill_features(
+        self, params: dict, tokens: jax.Array, cache: LlamaCache
+    ) -> tuple[jax.Array, LlamaCache]:
+        """``prefill`` that returns the final-normed hidden states [B, K, D]."""
+        blocked = fast_path(self.config)[1] == "einsum"
+        return self._extend(params, tokens, cache, head=False, blocked=blocked)
+
+    def logits(self, params: dict, hidden: jax.Array) -> jax.Array:
+        """The output layer alone: final-normed hidden states [..., D] -> logits [..., V] float32
+        (the tied embedding, or ``lm_head``), as ``extend`` computes them."""
+        cfg = self.config
+        if cfg.tie_embeddings:
+            kernel = params["embed"]["embedding"].T  # [D, V]
+        else:
+            kernel = params["lm_head"]["kernel"]
+        return jnp.einsum(
+            "...d,dv->...v", hidden, kernel.astype(cfg.dtype), preferred_element_type=jnp.float32
+        )
+
     def prefill(self, params: dict, tokens: jax.Array, cache: LlamaCache) -> LlamaCache:
         """``extend`` for a prompt chunk without the output layer; the cache only.
 
