@@ -106,6 +106,11 @@ def test_schedule_is_t5x_rsqrt_decay():
     np.testing.assert_allclose([warm(50), warm(400)], [0.05, 0.05])
 
 
+def test_constant_schedule_is_t5x_fine_tuning():
+    trainer = T5Trainer(TINY, TrainConfig(schedule="constant", base_learning_rate=1e-3))
+    np.testing.assert_allclose([trainer.schedule(s) for s in (0, 10, 10**6)], [1e-3] * 3)
+
+
 def test_padded_batches_have_the_shapes_and_the_shift():
     examples = copy_examples(20)
     batch = next(batches(examples, 4, 8, 7, seed=3))
@@ -213,6 +218,7 @@ BAD = [
     ("train_seconds", lambda: TrainConfig(train_seconds=-1.0)),
     ("label_smoothing", lambda: TrainConfig(label_smoothing=1.0)),
     ("loss_normalizing_factor", lambda: TrainConfig(loss_normalizing_factor=0.0)),
+    ("schedule", lambda: TrainConfig(schedule="cosine")),
     ("warmup_steps", lambda: rsqrt_schedule(1.0, 0)),
     ("base_learning_rate", lambda: rsqrt_schedule(0.0)),
     ("batch_size", lambda: next(batches(copy_examples(4), 0, 8, 8))),

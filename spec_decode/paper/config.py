@@ -31,13 +31,16 @@ class Budget:
     Attributes:
       steps, seconds: the step and wall-clock budgets (seconds None: steps only).
       batch_size: rows per step.
-      base_learning_rate, warmup_steps: ``train.rsqrt_schedule``'s (T5X: 1.0, 10k).
+      schedule: 'rsqrt' or 'constant' (``train.TrainConfig``'s); base_learning_rate,
+        warmup_steps: the schedule's (T5X: pre-training rsqrt 1.0 with 10k warmup steps, so
+        0.01 for the first 10k; fine-tuning constant 0.001).
       dropout: the stage's dropout rate (T5X: 0 pre-training, 0.1 fine-tuning).
     """
 
     steps: int = 1000
     seconds: float | None = None
     batch_size: int = 128
+    schedule: str = "rsqrt"
     base_learning_rate: float = 1.0
     warmup_steps: int = 1000
     dropout: float = 0.0
@@ -48,6 +51,10 @@ class Budget:
         _check_int("warmup_steps", self.warmup_steps, 1)
         if self.seconds is not None and not self.seconds > 0:
             raise ValueError(f"seconds={self.seconds!r} is not allowed: it must be > 0 or None")
+        if self.schedule not in ("rsqrt", "constant"):
+            raise ValueError(
+                f"schedule={self.schedule!r} is not allowed: it must be 'rsqrt' or 'constant'"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r} is not allowed: it must be in [0, 1)")
 

@@ -127,8 +127,9 @@ class Pipeline:
         directory.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         record = fn(directory)
-        done.write_text(json.dumps(record, indent=1, default=str))
         seconds = time.perf_counter() - start
+        record = {**record, "unit_seconds": seconds}  # with loading, compiling and saving
+        done.write_text(json.dumps(record, indent=1, default=str))
         self.log.append(f"done {directory.relative_to(self.work)} in {seconds:.1f} s")
         return record
 

@@ -42,7 +42,7 @@ def init_key(config: PaperConfig, name: str) -> jax.Array:
 
 def train_config(budget: Budget, seed: int, eval_every: int = 0, progress: bool = True):
     return train.TrainConfig(
-        steps=budget.steps, train_seconds=budget.seconds,
+        steps=budget.steps, train_seconds=budget.seconds, schedule=budget.schedule,
         base_learning_rate=budget.base_learning_rate, warmup_steps=budget.warmup_steps,
         eval_every=eval_every, log_every=min(100, budget.steps), seed=seed, progress=progress,
     )  # fmt: skip
@@ -56,6 +56,7 @@ def summary(params, directory: Path, history: dict, **extra) -> dict[str, Any]:
         "checkpoint": path,
         "steps": steps,
         "seconds": history["seconds"],
+        "first_step_seconds": history.get("first_step_seconds"),
         "train_loss": history["train"][-1][1] if history["train"] else None,
         "eval": history["eval"][-1][1] if history.get("eval") else None,
         **extra,

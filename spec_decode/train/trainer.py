@@ -57,6 +57,8 @@ class TrainConfig:
       train_seconds: a wall-clock budget counted from the end of the first step (its
         compilation excluded: on an H200 it took a 2-layer T5's whole 40 s), or None;
         training stops at whichever budget ends first.
+      schedule: 'rsqrt' (``optim.rsqrt_schedule``: T5X's pre-training 'constant *
+        rsqrt_decay') or 'constant' (base_learning_rate throughout: T5X's fine-tuning, 0.001).
       base_learning_rate, warmup_steps, linear_warmup: ``optim.rsqrt_schedule``'s.
       z_loss: T5X's 1e-4. label_smoothing: T5X's default 0.
       loss_normalizing_factor: None divides by the batch's target tokens (module docstring).
@@ -70,6 +72,7 @@ class TrainConfig:
     # the hash, so changing them reuses the compiled step.
     steps: int = dataclasses.field(default=10_000, compare=False)
     train_seconds: float | None = dataclasses.field(default=None, compare=False)
+    schedule: str = "rsqrt"
     base_learning_rate: float = 1.0
     warmup_steps: int = 10_000
     linear_warmup: bool = False
@@ -102,6 +105,10 @@ class TrainConfig:
                 f"loss_normalizing_factor={factor!r} is not allowed: it must be > 0 or None"
             )
         rsqrt_schedule(self.base_learning_rate, self.warmup_steps)  # checks both
+        if self.schedule not in ("rsqrt", "constant"):
+            raise ValueError(
+                f"schedule={self.schedule!r} is not allowed: it must be 'rsqrt' or 'constant'"
+            )
 
 
 @struct.dataclass
@@ -127,6 +134,8 @@ class T5Trainer:
     @property
     def schedule(self) -> optax.Schedule:
         c = self.config
+        if c.schedule == "constant":
+            return optax.constant_schedule(c.base_learning_rate)
         return rsqrt_schedule(c.base_learning_rate, c.warmup_steps, c.linear_warmup)
 
     @property
@@ -248,6 +257,7 @@ class T5Trainer:
             state, sums = self.train_step(state, batch)
             if done == 1:  # the budget starts once the step is compiled and has run
                 jax.block_until_ready(sums)
+                history["first_step_seconds"] = time.perf_counter() - start
                 start = time.perf_counter()
             pending.append(sums)
             progress.update(1)
