@@ -37,6 +37,7 @@ from spec_decode.models.llama import LlamaCache, LlamaConfig, LlamaLM, layers
 from spec_decode.models.llama import cache as cache_lib
 from spec_decode.models.llama.attention import PALLAS
 from spec_decode.models.llama.config import fast_path
+from spec_decode.models.llama.network import scanned_blocks
 
 FROZEN = ("embed", "lm_head")  # the target's tables: shared, never trained
 
@@ -61,15 +62,7 @@ class FeatureBlocks(nn.Module):
         unroll, attention = fast_path(cfg)
         if attention == PALLAS:
             attention = "xla"  # the Pallas kernel needs the model's own layer loop
-        blocks = nn.scan(
-            layers.DecoderBlock,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast, nn.broadcast),
-            length=cfg.num_layers,
-            unroll=unroll,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )
+        blocks = scanned_blocks(cfg.num_layers, unroll)
         rotary = layers.rotary_table(positions, cfg.head_dim, cfg.rope_theta)
         x, new_kv = blocks(cfg, attention, name="layers")(x, cache, rotary, cache_mask)
         return layers.RMSNorm(cfg.norm_eps, dtype, param_dtype, name="final_norm")(x), new_kv

@@ -15,6 +15,20 @@ from spec_decode.models.llama.attention import BLOCKED, PALLAS
 from spec_decode.models.llama.config import LlamaConfig, fast_path
 
 
+def scanned_blocks(num_layers: int, unroll: int):
+    """``layers.DecoderBlock`` scanned over ``num_layers`` (params stacked [Lyr, ...] under
+    'layers'; carry x; the cache per layer; rotary and mask broadcast)."""
+    return nn.scan(
+        layers.DecoderBlock,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast, nn.broadcast),
+        length=num_layers,
+        unroll=unroll,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )
+
+
 class Transformer(nn.Module):
     """Embedding, scanned decoder blocks, final norm and (with ``head``) the output layer."""
 
@@ -62,15 +76,7 @@ class Transformer(nn.Module):
         else:
             if attention == PALLAS:
                 attention = "xla"  # init: nothing to read yet, the same parameters
-            blocks = nn.scan(
-                layers.DecoderBlock,
-                variable_axes={"params": 0},
-                split_rngs={"params": True},
-                in_axes=(0, nn.broadcast, nn.broadcast),
-                length=cfg.num_layers,
-                unroll=unroll,
-                metadata_params={nn.PARTITION_NAME: "layers"},
-            )
+            blocks = scanned_blocks(cfg.num_layers, unroll)
             x, new_kv = blocks(cfg, attention, name="layers")(x, cache, rotary, cache_mask)
         x = layers.RMSNorm(cfg.norm_eps, dtype, param_dtype, name="final_norm")(x)
         if not self.head:
