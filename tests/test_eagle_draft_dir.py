@@ -120,3 +120,30 @@ def test_cli_takes_the_eagle_draft_and_its_directory(tmp_path):
     assert (args.draft, args.draft_dir) == ("smollm2-eagle", str(tmp_path))
     demo = build_parser().parse_args(["demo", "--draft", "smollm2-eagle", "--draft-dir", "d"])
     assert (demo.draft, demo.draft_dir) == ("smollm2-eagle", "d")
+
+
+def test_saved_weights_load_beside_a_fused_target_and_a_canonical_one(tmp_path):
+    """A GPU run trains beside the fused target (qkv, gate_up); the file is canonical, and
+    either layout loads it to the same draft logits."""
+    from spec_decode.distill.eagle_checkpoint import load_eagle, save_eagle
+    from spec_decode.drafts import eagle_config, init_eagle
+    from spec_decode.models import tiny_llama
+
+    model, params = tiny_llama(2, seed=0, vocab_size=64, max_length=32)
+    fused, fused_params = model.fused, model.fused.fuse_params(params)
+    draft = EagleDraft(eagle_config(fused.config, 1, param_dtype="float32"))
+    trained = init_eagle(draft, fused_params, jax.random.key(0), from_target=False)
+    save_eagle(draft, trained, tmp_path, {})
+    tokens = jax.random.randint(jax.random.key(1), (2, 6), 0, 64)
+    features = jax.random.normal(jax.random.key(2), (2, 6, model.config.emb_dim))
+    logits = []
+    for target, target_params in ((fused, fused_params), (model, params)):
+        loaded, loaded_params = load_eagle(target, target_params, tmp_path)
+        assert loaded.config.fused_projections == target.config.fused_projections
+        logits.append(loaded.forward_conditioned(loaded_params, tokens, features)[0])
+    np.testing.assert_allclose(logits[0], logits[1], rtol=1e-5, atol=1e-5)
+    reference = draft.forward_conditioned(trained, tokens, features)[0]  # float32, unrounded
+    np.testing.assert_allclose(logits[1], reference, rtol=0.05, atol=0.05)  # bfloat16 on disk
+    other, other_params = tiny_llama(1, seed=0, vocab_size=64, max_length=32, emb_dim=16)
+    with pytest.raises(ValueError, match="emb_dim="):
+        load_eagle(other, other_params, tmp_path)

@@ -212,8 +212,9 @@ def draft_available(name: str, target: Target) -> bool:
 
 def with_attention(model: LanguageModel, attention: str | None) -> LanguageModel:
     """``model`` with its Llama layers on another attention path (``LlamaConfig.attention``):
-    a ``LlamaLM`` or a shared-embedding draft; other models (n-grams, prompt lookup) as they
-    are. The params are the same tree."""
+    a ``LlamaLM``, a shared-embedding or an EAGLE draft; other models (n-grams, prompt lookup)
+    as they are. The params are the same tree."""
+    from spec_decode.drafts.eagle import EagleDraft
     from spec_decode.drafts.neural import SharedEmbeddingDraft
     from spec_decode.models.llama import LlamaLM
 
@@ -221,4 +222,6 @@ def with_attention(model: LanguageModel, attention: str | None) -> LanguageModel
         return LlamaLM(dataclasses.replace(model.config, attention=attention))
     if isinstance(model, SharedEmbeddingDraft):
         return dataclasses.replace(model, body=dataclasses.replace(model.body, attention=attention))
+    if isinstance(model, EagleDraft):
+        return EagleDraft(dataclasses.replace(model.config, attention=attention))
     return model
