@@ -10,8 +10,9 @@ With ``--shards DIR``: the training split of ``scripts/build_draft_data.py``'s s
 response, T = 0 and T = 1 answers) -> teacher-forced training on the target's hidden states
 (``spec_decode.distill.eagle``; at most --steps, or --seconds of wall clock) -> OUT/weights.npz
 (bfloat16 own weights, <= 16 MiB) + OUT/config.json (``distill.eagle_checkpoint``: what the
-registry's ``smollm2-eagle`` loads with ``--draft-dir OUT``) -> alpha at T = 0 and 1 on the
-held-out split by category and on the CLI demo's prompts (``distill.by_category``) ->
+registry's ``smollm2-eagle`` loads with ``--draft-dir OUT``) -> alpha at T = 0 and 1 of the
+draft loaded back from OUT, on the held-out split by category and on the CLI demo's prompts
+(``distill.by_category``) ->
 OUT/metrics.json. ``--smoke`` with ``--shards`` uses the character-tokenizer target that
 ``build_draft_data.py --smoke`` answered with. The head is the target's full output layer (no
 vocabulary subset: the draft shares the target's head and a subset head would need its own).
@@ -35,7 +36,7 @@ import numpy as np
 from spec_decode import DecoderParams, SamplingConfig, SpeculativeDecoder, autoregressive_decode
 from spec_decode.distill import by_category, draft_data
 from spec_decode.distill.eagle import train_eagle
-from spec_decode.distill.eagle_checkpoint import save_eagle
+from spec_decode.distill.eagle_checkpoint import load_eagle, save_eagle
 from spec_decode.drafts import EagleDraft, eagle_config, init_eagle
 from spec_decode.drafts.eagle import own_parameter_count
 from spec_decode.models import tiny_llama
@@ -126,6 +127,7 @@ def train_on_shards(args) -> dict:
     }  # fmt: skip
     held = by_category.held_out_prompts(args.shards, args.eval_per_category)
     demo_prompts = by_category.chat_prompts(tokenizer, demo.PROMPTS)
+    draft, params = load_eagle(target, target_params, out)  # what the registry will load
     metrics["alpha"] = by_category.draft_report(
         target, target_params, draft, params, held, demo_prompts, gamma=args.gamma,
         new_tokens=args.new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id or 0,
