@@ -166,7 +166,8 @@ def stage_measure(args, out: pathlib.Path) -> dict:
             row[f"T={temperature:g}"] = record
             print(f"{name} T={temperature:g}: speedup {record['speedup']:.2f}, alpha "
                   f"{record['alpha']}", flush=True)  # fmt: skip
-    (out / "results.json").write_text(json.dumps(_finite(results), indent=1))
+            # on disk after every record: a call cut short keeps what it measured
+            (out / "results.json").write_text(json.dumps(_finite(results), indent=1))
     return results
 
 
