@@ -14,6 +14,16 @@ held-out prompts never in train) -> ``--per-category`` training requests and
 ``OUT/requests.json`` lists every held-out prompt by category (alpha by category);
 ``OUT/manifest.json`` has the counts and the total of target tokens.
 
+Bounded runs (a GPU session's calls of a few minutes each):
+
+    python scripts/build_draft_data.py --out results/draft_data --target-tokens 3000000 \
+        --call-seconds 480      # exit 3: time spent, run the same command again; exit 0: done
+
+``--target-tokens N``: held-out requests first, then training requests until the training
+split holds N target tokens (requests are shuffled across categories, so any prefix mixes
+them). ``--call-seconds S``: stop after the shard that passes S seconds and exit 3; the rerun
+resumes at the next shard.
+
 Train on it with ``python scripts/distill_draft.py --shards OUT ...``.
 """
 
@@ -48,10 +58,22 @@ def parse_args(argv=None):
     parser.add_argument("--widths", default="64,128,256,512", help="prompt widths (tokens)")
     parser.add_argument("--batch", type=int, default=256, help="rows per decoder call")
     parser.add_argument("--shard-size", type=int, default=1024, help="requests per shard")
+    parser.add_argument(
+        "--target-tokens", type=int, default=None,
+        help="stop once the training split holds this many target tokens (held-out first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--call-seconds", type=float, default=None,
+        help="stop after the shard that passes this many seconds; exit 3 (rerun to resume)",
+    )  # fmt: skip
     parser.add_argument("--requests-only", action="store_true", help="write requests.json only")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
+    if args.target_tokens is not None and args.target_tokens < 1:
+        parser.error(f"--target-tokens {args.target_tokens} is not allowed: a positive int")
+    if args.call_seconds is not None and not args.call_seconds > 0:
+        parser.error(f"--call-seconds {args.call_seconds:g} is not allowed: a number > 0")
     if args.smoke:
         args.per_category, args.held_out_per_category, args.generated = 16, 4, 200
         args.limit, args.new_tokens, args.widths, args.batch = 1000, 8, "192", 32
@@ -108,14 +130,31 @@ def main(argv=None) -> int:
     )  # fmt: skip
     record = {**dataclasses.asdict(config), "target": "smoke" if args.smoke else "smollm2-135m"}
     ordered = list(requests.train) + list(requests.held_out)
+    if args.target_tokens is not None:  # a prefix of the training requests: held-out first
+        ordered = list(requests.held_out) + list(requests.train)
+    out_of_time = []
+
+    def stop(manifest: dict) -> bool:
+        tokens = manifest["target_tokens_by_split"].get("train", 0)
+        if args.target_tokens is not None and tokens >= args.target_tokens:
+            return True
+        if args.call_seconds is not None and time.perf_counter() - start > args.call_seconds:
+            out_of_time.append(True)
+            return True
+        return False
+
     manifest = draft_data.write_shards(
         out, ordered, lambda part, first: respond(target, params, tokenizer, part, config, first),
-        record, args.shard_size, counts=summary, progress=not args.no_progress,
+        record, args.shard_size, counts=summary, progress=not args.no_progress, stop=stop,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     print(json.dumps({k: manifest[k] for k in ("examples", "left_out", "target_tokens",
                       "target_tokens_by_split", "shards_generated_last_run")}),
           f"{seconds:.1f} s", flush=True)  # fmt: skip
+    if out_of_time:
+        print(f"--call-seconds {args.call_seconds:g} spent: run the same command again to resume",
+              flush=True)  # fmt: skip
+        return 3
     return 0
 
 

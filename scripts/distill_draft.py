@@ -12,7 +12,10 @@ frequent tokens; M = V is the full head), trained with forward KL -> held-out al
 and 1 (empirical and analytic) and c for every draft, prompt lookup and the n-gram drafts (also
 alpha on the CLI demo's prompts, which no training source contains) -> weights, tables and
 metrics.json. With ``--shards DIR`` the training set is instead the training split of
-``scripts/build_draft_data.py``'s shards (real-data requests answered by the target).
+``scripts/build_draft_data.py``'s shards (real-data requests answered by the target), and each
+draft's metrics also hold alpha at T = 0 and 1 by category on the shards' held-out split and on
+the demo's prompts (``"by_category"``, ``spec_decode.distill.by_category``); ``--eval
+categories`` keeps only that evaluation (and c).
 
 The tables land in OUT/smollm2_ngrams/ in the shipped layout (``spec_decode.distill.ngrams``):
 ``SPEC_DECODE_NGRAM_DIR=OUT/smollm2_ngrams spec-decode generate --draft bigram ...`` uses them.
@@ -32,6 +35,7 @@ import numpy as np
 
 from spec_decode.app import demo, registry
 from spec_decode.distill import (
+    by_category,
     char_tokenizer,
     checkpoint,
     data,
@@ -98,14 +102,27 @@ def parse_args(argv=None):
         help="train on the training split of build_draft_data.py's shards in this directory "
         "(instead of generating a training set)",
     )
+    parser.add_argument(
+        "--eval", default="all", choices=("all", "categories"),
+        help="categories: only alpha by category on the shards' held-out split and the demo "
+        "prompts (with --shards), and c",
+    )  # fmt: skip
+    parser.add_argument("--eval-per-category", type=int, default=32, help="held-out prompts")
+    parser.add_argument("--eval-temperatures", default="0,1", help="by-category temperatures")
+    parser.add_argument("--eval-new-tokens", type=int, default=128, help="per evaluation prompt")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.shards and args.data:
         parser.error("--shards and --data are two training sets: give one")
-    if args.smoke:
-        args.layers, args.mlp_dim, args.subsets, args.steps, args.batch = "1", 64, "48,64", 30, 8
-        args.samples, args.new_tokens, args.gamma = 1, 12, 3
-        args.user_prompts, args.topic_prompts, args.prompt_width = 0, 0, 24
+    if args.eval == "categories" and not args.shards:
+        parser.error("--eval categories needs --shards (the held-out split it evaluates on)")
+    if args.smoke:  # tiny settings for what the command line left at its defaults
+        small = dict(layers="1", mlp_dim=64, subsets="48,64", steps=30, batch=8, samples=1,
+                     new_tokens=12, gamma=3, user_prompts=0, topic_prompts=0, prompt_width=24,
+                     eval_per_category=2, eval_new_tokens=12)  # fmt: skip
+        for name, value in small.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     return args
 
 
@@ -172,8 +189,27 @@ def main(argv=None) -> int:
     tables = ngrams.count_ngram_tables(train_set.corpus(), vocab, args.bigram_top)
     ngrams.save_ngram_tables(tables, out / "smollm2_ngrams")  # the registry's layout
 
+    by_category_prompts = None
+    if args.shards:  # the shards' held-out split (by category) and the demo's prompts
+        by_category_prompts = (
+            by_category.held_out_prompts(args.shards, args.eval_per_category),
+            by_category.chat_prompts(tokenizer, demo.PROMPTS),
+        )
+
     def report(name, draft, params):
         row = metrics.setdefault(name, {})
+        if by_category_prompts is not None:
+            row["by_category"] = by_category.draft_report(
+                target, target_params, draft, params, *by_category_prompts, gamma=args.gamma,
+                new_tokens=args.eval_new_tokens, eos_id=tokenizer.eos_id,
+                pad_id=tokenizer.pad_id or 0,
+                temperatures=tuple(float(t) for t in args.eval_temperatures.split(",")),
+            )  # fmt: skip
+            print(name, "by category", by_category.headline(row["by_category"]), flush=True)
+        if args.eval == "categories":
+            row.update(evaluate.cost_ratio(target, target_params, draft, params))
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+            return
         for temperature in (0.0, 1.0):
             row[f"T={temperature:g}"] = evaluate.acceptance(
                 target, target_params, draft, params, held_prompts, held_lengths,

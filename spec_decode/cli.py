@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--prompt-file", help='JSONL file, one {"prompt": ...} per line')
     gen.add_argument("--target", default=registry.DEFAULT_TARGET, choices=registry.TARGETS)
     gen.add_argument("--draft", default=registry.DEFAULT_DRAFT, choices=registry.DRAFTS)
+    gen.add_argument(
+        "--draft-dir",
+        help="directory of smollm2-draft's or smollm2-eagle's weights (default: the installed "
+        "asset; smollm2-eagle's come from scripts/train_eagle.py --out DIR)",
+    )
     gen.add_argument("--mode", default="speculative", choices=("speculative", "autoregressive"))
     gen.add_argument(
         "--gamma", type=GAMMA, default=4,
@@ -126,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the shipped neural draft",
     )
     demo.add_argument(
+        "--draft-dir",
+        help="directory of smollm2-draft's or smollm2-eagle's weights (default: the installed "
+        "asset; smollm2-eagle's come from scripts/train_eagle.py --out DIR)",
+    )
+    demo.add_argument(
         "--gamma", type=GAMMA, default=4, help="draft tokens per round (default 4) or 'auto'"
     )
     demo.add_argument(
@@ -174,7 +184,7 @@ def _generate(args: argparse.Namespace) -> int:
         target=args.target, draft=args.draft, mode=args.mode, gamma=args.gamma,
         sampling=sampling_from_args(args), seed=args.seed,
         max_new_tokens=args.max_new_tokens, num_samples=args.num_samples, chat=args.chat,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, draft_dir=args.draft_dir,
     )  # fmt: skip
     if args.json:
         for sample in generation.iter_generate(prompts, options):
@@ -213,8 +223,9 @@ def _demo(args: argparse.Namespace) -> int:
     from spec_decode.app.demo import DemoOptions, format_report, run_demo
 
     options = DemoOptions(
-        draft=args.draft, gamma=args.gamma, max_new_tokens=args.max_new_tokens, repeats=args.repeats
-    )
+        draft=args.draft, gamma=args.gamma, max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats, draft_dir=args.draft_dir,
+    )  # fmt: skip
     report = run_demo(options)
     print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
     return 0 if report["identical"] else 1

@@ -45,6 +45,7 @@ class DemoOptions:
     repeats: int = 3
     prompts: tuple[str, ...] = PROMPTS
     target: str = registry.DEFAULT_TARGET
+    draft_dir: str | None = None  # smollm2-draft's or smollm2-eagle's weights (None: the asset)
 
     def __post_init__(self):
         registry.check_name("draft", self.draft, registry.DRAFTS)
@@ -62,7 +63,7 @@ def run_demo(options: DemoOptions = DemoOptions(), progress: bool = True) -> dic
     from tqdm.auto import tqdm
 
     target = registry.load_target(options.target)
-    draft, draft_params = registry.load_draft(options.draft, target)
+    draft, draft_params = registry.load_draft(options.draft, target, options.draft_dir)
     tokenizer = target.tokenizer
     encoded = [target.encode_prompt(prompt) for prompt in options.prompts]
     width = max(len(ids) for ids in encoded)  # one padded width: one compilation per decoder

@@ -47,6 +47,8 @@ class GenerateOptions:
       num_samples: independent samples per prompt.
       chat: apply the chat template; None = the target's default (chat for instruct models).
       batch_size: rows per decoder call (the last batch is padded, so one compilation).
+      draft_dir: the directory of ``smollm2-draft``'s or ``smollm2-eagle``'s weights (None:
+        the asset path); the other drafts ignore it.
     """
 
     target: str = registry.DEFAULT_TARGET
@@ -60,6 +62,7 @@ class GenerateOptions:
     num_samples: int = 1
     chat: bool | None = None
     batch_size: int = 64
+    draft_dir: str | None = None
 
     def __post_init__(self):
         registry.check_name("target", self.target, registry.TARGETS)
@@ -134,11 +137,14 @@ def make_decoder(
 ) -> tuple[SpeculativeDecoder, DecoderParams]:
     """The decoder for the options' mode, draft and sampling, and its params.
 
+    A draft that reads the target's features (``smollm2-eagle``) needs nothing more: the
+    decoder sees it (``contract.reads_features``) and calls the target's ``extend_features``.
+
     With gamma "auto" the round costs are measured here, for ``batch_size`` rows.
     """
     draft, draft_params, gamma, policy = None, None, None, None
     if options.mode == "speculative":
-        draft, draft_params = registry.load_draft(options.draft, target)
+        draft, draft_params = registry.load_draft(options.draft, target, options.draft_dir)
         gamma = options.gamma
         if gamma == "auto":
             from spec_decode.bench.costs import auto_policy

@@ -4,6 +4,7 @@ A target bundles a model, its params and its tokenizer; a draft is built for a g
 
     name            what it is                                          needs
     smollm2-draft   the neural draft distilled from SmolLM2 (default)   assets/smollm2_draft/
+    smollm2-eagle   a block reading SmolLM2's features (EAGLE-style)    a directory (below)
     bigram          sparse bigram counts of SmolLM2-generated text      assets/smollm2_ngrams/
     unigram         unigram counts of SmolLM2-generated text            assets/smollm2_ngrams/
     prompt-lookup   copy what followed the current suffix earlier       nothing
@@ -12,6 +13,12 @@ The n-gram tables (layout: ``spec_decode.distill.ngrams``) come from the directo
 environment variable ``SPEC_DECODE_NGRAM_DIR`` when it is set (say, the ``smollm2_ngrams/`` that
 ``scripts/distill_draft.py`` wrote), else from the shipped assets. A draft whose asset is not
 there fails with an error saying so; ``prompt-lookup`` always works.
+
+``smollm2-eagle``'s weights come from ``scripts/train_eagle.py --out DIR`` (layout:
+``spec_decode.distill.eagle_checkpoint``): pass ``directory=DIR`` (the CLI's ``--draft-dir``);
+without one they are looked for in ``assets/smollm2_eagle/``, where none ship yet. It reads the
+target's hidden states, so the decoder calls the target through ``extend_features``: any
+``SpeculativeDecoder`` built with it does (``contract.reads_features``).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ NGRAM_DIR_ENV = "SPEC_DECODE_NGRAM_DIR"
 DEFAULT_TARGET = "smollm2-135m"
 DEFAULT_DRAFT = "smollm2-draft"
 TARGETS = ("smollm2-135m",)
-DRAFTS = ("smollm2-draft", "bigram", "unigram", "prompt-lookup")
+DRAFTS = ("smollm2-draft", "smollm2-eagle", "bigram", "unigram", "prompt-lookup")
+DIRECTORY_DRAFTS = ("smollm2-draft", "smollm2-eagle")  # drafts that take ``directory``
 # Each target's own recommended sampling and where it is stated: the CLI's default.
 RECOMMENDED_SAMPLING = {
     "smollm2-135m": (
@@ -99,13 +107,13 @@ def load_draft(
     """The draft called ``name`` (see ``DRAFTS``) for ``target``: (model, params).
 
     Args:
-      directory: where ``smollm2-draft``'s weights are (default: the shipped asset); the other
-        drafts ignore it.
+      directory: where ``smollm2-draft``'s or ``smollm2-eagle``'s weights are (default: the
+        asset path); the other drafts ignore it.
       dtype: the neural draft's activation dtype (default: the target's; a bfloat16 draft beside
         a float32 target is slower on CPU, not more exact).
     """
     check_name("draft", name, DRAFTS)
-    directory = None if directory is None else str(directory)
+    directory = None if directory is None or name not in DIRECTORY_DRAFTS else str(directory)
     if name in ngrams.TABLES:  # the table directory is part of what was loaded
         directory = str(os.environ.get(NGRAM_DIR_ENV) or NGRAM_ASSETS)
     if dtype is None and name == "smollm2-draft":
@@ -144,6 +152,8 @@ def _load_draft_cached(
         return PromptLookupDraft(vocab), None
     if name == "smollm2-draft":
         return _neural_draft(target, directory, dtype)
+    if name == "smollm2-eagle":
+        return _eagle_draft(target, directory)
     arrays = _ngram_table(name, Path(directory), vocab)
     if name == "unigram":
         from spec_decode.drafts import UnigramDraft
@@ -165,6 +175,18 @@ def _neural_draft(
         raise FileNotFoundError(
             f"draft='smollm2-draft' is not available: {str(error).rstrip('.')}. "
             "Use --draft prompt-lookup (needs no asset) meanwhile."
+        ) from error
+
+
+def _eagle_draft(target: Target, directory: str | None) -> tuple[LanguageModel, Params]:
+    from spec_decode.distill.eagle_checkpoint import load_eagle
+
+    try:
+        return load_eagle(target.model, target.params, directory)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"draft='smollm2-eagle' is not available: {str(error).rstrip('.')}; then pass "
+            "--draft-dir DIR. Use --draft prompt-lookup (needs no asset) meanwhile."
         ) from error
 
 
@@ -190,8 +212,9 @@ def draft_available(name: str, target: Target) -> bool:
 
 def with_attention(model: LanguageModel, attention: str | None) -> LanguageModel:
     """``model`` with its Llama layers on another attention path (``LlamaConfig.attention``):
-    a ``LlamaLM`` or a shared-embedding draft; other models (n-grams, prompt lookup) as they
-    are. The params are the same tree."""
+    a ``LlamaLM``, a shared-embedding or an EAGLE draft; other models (n-grams, prompt lookup)
+    as they are. The params are the same tree."""
+    from spec_decode.drafts.eagle import EagleDraft
     from spec_decode.drafts.neural import SharedEmbeddingDraft
     from spec_decode.models.llama import LlamaLM
 
@@ -199,4 +222,6 @@ def with_attention(model: LanguageModel, attention: str | None) -> LanguageModel
         return LlamaLM(dataclasses.replace(model.config, attention=attention))
     if isinstance(model, SharedEmbeddingDraft):
         return dataclasses.replace(model, body=dataclasses.replace(model.body, attention=attention))
+    if isinstance(model, EagleDraft):
+        return EagleDraft(dataclasses.replace(model.config, attention=attention))
     return model

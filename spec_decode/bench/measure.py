@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spec_decode.core import theory
+from spec_decode.core import contract, theory
 from spec_decode.core.functional import autoregressive_decode, speculative_decode
 from spec_decode.core.sampling import SamplingConfig, adjusted_probs
 
@@ -109,7 +109,11 @@ def packed_continuations(prompts, prompt_lengths, tokens, lengths) -> tuple[np.n
 
 def analytic_alpha(target, target_params, draft, draft_params, sequences, sampling, mask=None):
     """Mean of sum_x min(p(x), q(x)) over the positions of ``sequences`` [B, T] where ``mask``
-    [B, T] is set (all positions when None); see ``packed_continuations``."""
+    [B, T] is set (all positions when None); see ``packed_continuations``.
+
+    A draft that reads the target's features (``contract.reads_features``) is scored on the
+    target's true hidden states one position back: what it reads for every verified position.
+    """
     sequences = jnp.asarray(sequences, jnp.int32)
     batch, length = sequences.shape
 
@@ -118,8 +122,17 @@ def analytic_alpha(target, target_params, draft, draft_params, sequences, sampli
         logits, _ = model.extend(params, sequences, cache)
         return adjusted_probs(logits, sampling)
 
+    def conditioned_probs(model, params, target_params):
+        hidden = target.forward_hidden(target_params, sequences)  # [B, T, D]
+        features = jnp.pad(hidden, ((0, 0), (1, 0), (0, 0)))[:, :-1]  # h_{t-1}, zeros first
+        logits, _ = model.forward_conditioned(params, sequences, features)
+        return adjusted_probs(logits, sampling)
+
     p = jax.jit(probs, static_argnums=0)(target, target_params)
-    q = jax.jit(probs, static_argnums=0)(draft, draft_params)
+    if contract.reads_features(draft):
+        q = jax.jit(conditioned_probs, static_argnums=0)(draft, draft_params, target_params)
+    else:
+        q = jax.jit(probs, static_argnums=0)(draft, draft_params)
     overlap = np.asarray(jnp.sum(jnp.minimum(p, q), axis=-1))
     if mask is None:
         return float(overlap.mean())
@@ -193,3 +206,52 @@ def measure_pair(
             config.temperature == 0 and np.array_equal(np.asarray(ar.tokens), generated)
         ),
     }
+
+
+def measure_rows(
+    target, target_params, draft, draft_params, prompts, prompt_lengths, *, gamma: int,
+    temperature: float, max_new_tokens: int, repeats: int = 3, eos_id=None, seed: int = 0,
+) -> dict:  # fmt: skip
+    """Both decoders on each prompt alone (batch 1: ``prompts`` [N, P], one padded width, so
+    one compilation per decoder), timed as ``time_calls`` times (interleaved, median).
+
+    speedup = (speculative tokens / speculative seconds) / (autoregressive tokens / seconds),
+    each summed over the prompts; alpha from the speculative results (``core.stats``).
+    """
+    from spec_decode.core import stats
+    from spec_decode.core.decoder import DecoderParams, SpeculativeDecoder
+
+    sampling = SamplingConfig(temperature=temperature)
+    common = dict(max_new_tokens=max_new_tokens, sampling=sampling, eos_id=eos_id)
+    decoders = {
+        "autoregressive": SpeculativeDecoder(target, **common),
+        "speculative": SpeculativeDecoder(target, draft, gamma, **common),
+    }
+    params = DecoderParams(target_params, draft_params)
+    seconds = {name: 0.0 for name in decoders}
+    tokens = {name: 0 for name in decoders}
+    results, identical = [], True
+    for row in range(len(prompts)):
+        batch = (jnp.asarray(prompts[row : row + 1]), jnp.asarray(prompt_lengths[row : row + 1]))
+        keys = jax.random.fold_in(jax.random.key(seed), row)[None]
+        timed = time_calls(
+            {name: functools.partial(d.run, params, *batch, keys) for name, d in decoders.items()},
+            repeats,
+        )
+        for name, (s, out) in timed.items():
+            seconds[name] += s
+            tokens[name] += int(np.asarray(out.lengths).sum())
+        ar, sd = timed["autoregressive"][1], timed["speculative"][1]
+        identical &= bool(np.array_equal(np.asarray(ar.tokens), np.asarray(sd.tokens)))
+        results.append(sd)
+    rate = {name: tokens[name] / seconds[name] for name in decoders}
+    summary = stats.summarize(results)
+    return {
+        "prompts": len(prompts), "gamma": gamma, "temperature": temperature,
+        "max_new_tokens": max_new_tokens, "repeats": repeats,
+        "tokens_per_s_autoregressive": rate["autoregressive"],
+        "tokens_per_s_speculative": rate["speculative"],
+        "speedup": rate["speculative"] / rate["autoregressive"], "alpha": summary["alpha"],
+        "tokens_per_target_call": summary["tokens_per_target_call"],
+        "identical_greedy": temperature == 0 and identical,
+    }  # fmt: skip

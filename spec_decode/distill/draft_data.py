@@ -12,7 +12,9 @@
 A shard's key hashes the generation config and its requests' texts. A rerun skips every shard
 whose file exists and whose key the manifest holds, so a crashed or stopped run resumes where
 it was, and a changed config or request list regenerates only what changed. Files are written
-to a temporary name and renamed, and the manifest after each shard.
+to a temporary name and renamed, and the manifest after each shard. ``stop(manifest)``, asked
+after each shard, ends a run early (a token target met, a time budget spent): the manifest then
+lists the shards so far, ``"complete": false``, and the next run goes on from there.
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ def write_shards(
     shard_size: int,
     counts: dict | None = None,
     progress: bool = True,
+    stop: Callable[[dict], bool] | None = None,
 ) -> dict:
-    """Generate every missing shard of ``requests`` into ``out``; return the manifest.
+    """Generate every missing shard of ``requests`` into ``out`` (or those before ``stop``
+    says so); return the manifest.
 
     ``generate(requests, first_index)`` -> (examples, prompts left out); ``config`` is what
     decides a response (it enters every shard's key); ``counts`` is recorded as it is.
@@ -80,7 +84,7 @@ def write_shards(
     shards: dict[str, dict] = {}
     starts = range(0, len(requests), shard_size)
     bar = tqdm(total=len(starts), desc="shards", unit="shard", disable=not progress)
-    generated = 0
+    generated, stopped = 0, False
     for number, start in enumerate(starts):
         part = requests[start : start + shard_size]
         name, key = shard_name(number), shard_key(part, config)
@@ -97,14 +101,18 @@ def write_shards(
                 "by_split": _tokens_by_split(examples),
             }  # fmt: skip
             generated += 1
-        manifest = _manifest(config, counts, shards, generated)
+        manifest = _manifest(config, counts, shards, generated, number + 1 == len(starts))
         _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         bar.update(1)
         bar.set_postfix(target_tokens=manifest["target_tokens"])
+        if stop is not None and number + 1 < len(starts) and stop(manifest):
+            stopped = True
+            break
     bar.close()
-    for stale in set(old) - set(shards):  # shards of a longer, earlier request list
-        (out / stale).unlink(missing_ok=True)
-    manifest = _manifest(config, counts, shards, generated)
+    if not stopped:
+        for stale in set(old) - set(shards):  # shards of a longer, earlier request list
+            (out / stale).unlink(missing_ok=True)
+    manifest = _manifest(config, counts, shards, generated, not stopped)
     _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -116,7 +124,7 @@ def _tokens_by_split(examples: list[dict]) -> dict[str, int]:
     return out
 
 
-def _manifest(config, counts, shards, generated) -> dict:
+def _manifest(config, counts, shards, generated, complete) -> dict:
     by_split: dict[str, int] = {}
     for s in shards.values():
         for split, n in s["by_split"].items():
@@ -127,7 +135,7 @@ def _manifest(config, counts, shards, generated) -> dict:
         "left_out": sum(s["left_out"] for s in shards.values()),
         "target_tokens": sum(s["target_tokens"] for s in shards.values()),
         "target_tokens_by_split": by_split,
-        "shards_generated_last_run": generated,
+        "shards_generated_last_run": generated, "complete": complete,
     }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ while drafting. Only fc, the blocks and the final norm train; the target's table
 from __future__ import annotations
 
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -44,15 +45,23 @@ def eagle_loss(draft: EagleDraft, own, frozen, target, target_params, tokens, ma
 def train_eagle(
     target, target_params, draft: EagleDraft, params, sequences, lengths, *,
     steps: int, batch: int, learning_rate: float = 2e-3, regression: float = 0.1, seed: int = 0,
+    seconds: float | None = None, progress: bool = False,
 ) -> tuple[dict, list[float]]:  # fmt: skip
     """AdamW (warm-up, cosine decay, clipping) over random batches of target text.
 
     sequences [N, T] int32 (right-padded), lengths [N]: a position counts when its next token
-    is real, as in ``distill.train``. Returns the trained params and the per-step losses.
+    is real, as in ``distill.train``. ``seconds``: a wall-clock budget (the compiling first
+    step excluded); training stops at ``steps`` or when it is spent, whichever comes first (the
+    schedule is laid out for ``steps``, so a short budget ends at a higher rate). ``progress``:
+    a tqdm bar. Returns the trained params and the per-step losses.
     """
+    from tqdm.auto import tqdm
+
     for name, value in (("steps", steps), ("batch", batch)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
+    if seconds is not None and not (isinstance(seconds, int | float) and seconds > 0):
+        raise ValueError(f"seconds={seconds!r} is not allowed: None or a number > 0")
     if np.ndim(sequences) != 2 or np.shape(lengths) != (np.shape(sequences)[0],):
         raise ValueError(
             f"sequences with shape={np.shape(sequences)} and lengths with "
@@ -76,14 +85,26 @@ def train_eagle(
     width = np.shape(sequences)[1]
     valid = np.arange(width)[None, :] < (np.asarray(lengths)[:, None] - 1)
     rng = np.random.default_rng(seed)
-    losses = []
-    for _ in range(steps):
+    losses, started = [], None
+    bar = tqdm(total=steps, desc="training eagle", disable=not progress)
+    for index in range(steps):
         rows = rng.integers(0, len(sequences), batch)
         own, opt_state, loss = step(
             own, opt_state, frozen, target_params, jnp.asarray(np.asarray(sequences)[rows]),
             jnp.asarray(valid[rows], jnp.float32),
         )  # fmt: skip
         losses.append(loss)
+        bar.update(1)
+        if seconds is None:
+            continue
+        if index == 0:
+            jax.block_until_ready(loss)
+            started = time.perf_counter()  # after the compiling first step
+        elif index % 10 == 0:  # waiting on every step would stall the device queue
+            jax.block_until_ready(loss)
+            if time.perf_counter() - started > seconds:
+                break
+    bar.close()
     losses = [float(x) for x in jax.device_get(losses)]
     if not np.isfinite(losses[-1]):
         raise FloatingPointError(f"training diverged (last loss {losses[-1]}): lower learning_rate")
