@@ -78,6 +78,20 @@ def test_full_draft_from_every_target_layer_is_the_target():
     )
 
 
+def test_a_draft_started_from_a_fused_target_is_the_one_from_its_canonical_layout():
+    # on a GPU the registry fuses the target's q/k/v and gate/up: the draft stays canonical
+    draft = SharedEmbeddingDraft(_config(2))
+    fused = TARGET.fuse_params(TARGET_PARAMS)
+    key = jax.random.key(1)
+    got = init_draft(draft.body, fused, jnp.arange(V), key)
+    want = init_draft(draft.body, TARGET_PARAMS, jnp.arange(V), key)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+    np.testing.assert_allclose(
+        draft.forward(got, TOKENS), TARGET.fused.forward(fused, TOKENS), atol=1e-5
+    )
+
+
 def test_training_lowers_the_loss_and_checkpoint_round_trips(tmp_path):
     draft = SharedEmbeddingDraft(_config(1))
     params = init_draft(draft.body, TARGET_PARAMS, jnp.arange(48), jax.random.key(2))

@@ -92,6 +92,8 @@ def init_draft(
     params["embed"]["embedding"] = target_params["embed"]["embedding"]
     if from_target:
         layers = target_params["layers"]
+        if "qkv" in layers["attention"]:  # a fused target (the GPU's): the draft is canonical
+            layers = LlamaLM(body).unfuse_params(target_params)["layers"]
         # Copies: training donates the draft's buffers, which must not be the target's.
         # ...in the draft's parameter dtype: a bfloat16 target still trains float32 weights.
         own = jnp.dtype(body.param_dtype)
