@@ -144,6 +144,7 @@ def _smoke_target():
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, however it was called
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -252,10 +253,10 @@ def main(argv=None) -> int:
         )  # fmt: skip
         name = f"neural-{layers}L-{size}"
         size_bytes = checkpoint.save_draft(draft, params, out / name, {
-            "subset_size": int(len(subset)), "steps": args.steps, "final_loss": losses[-1],
-            "command": "python scripts/distill_draft.py " + " ".join(sys.argv[1:]),
+            "subset_size": int(len(subset)), "steps": len(losses), "final_loss": losses[-1],
+            "command": "python scripts/distill_draft.py " + " ".join(args.argv),
         })  # fmt: skip
-        metrics[name] = {"weights_bytes": size_bytes, "loss_first": losses[0],
+        metrics[name] = {"weights_bytes": size_bytes, "steps": len(losses), "loss_first": losses[0],
                          "loss_last": float(np.nanmean(losses[-20:]))}  # fmt: skip
         report(name, draft, params)  # each draft's figures are on disk as soon as it is done
     if not args.neural_only:

@@ -1,7 +1,10 @@
 """One GPU session's SmolLM2 draft work: data, the neural draft, the EAGLE draft, speedups.
 
-    # one H200, calls of at most 10 minutes (not yet run on a GPU): rerun while it exits 3
-    python scripts/smollm2_drafts_gpu.py --out $OUT/drafts --call-seconds 540
+    # one H200, calls of at most 10 minutes: rerun while it exits 3 (BENCHMARKS.md, 2026-12-01:
+    # the request set built on a CPU machine and carried; the data stage got one call)
+    python scripts/smollm2_drafts_gpu.py --out $OUT/drafts --call-seconds 540 \
+        --requests request_set.json.gz          # build_draft_data.py --requests-only wrote it
+    python scripts/smollm2_drafts_gpu.py ... --data-final   # train on the shards written so far
     python scripts/smollm2_drafts_gpu.py --out /tmp/drafts --smoke     # tiny models, CPU
 
 Stages, in order, each skipped when its output is there (so every call resumes the run):
@@ -46,6 +49,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--requests", default=None,
         help="a request_set.json.gz that build_draft_data.py --requests-only wrote elsewhere",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data-widths", default=None,
+        help="prompt widths of the data stage (build_draft_data.py --widths; each width and "
+        "temperature is one compiled decoder)",
     )  # fmt: skip
     parser.add_argument(
         "--data-final", action="store_true",
@@ -99,6 +107,7 @@ def stage_data(args, out: pathlib.Path, seconds_left: float) -> int:
     # the smoke run answers at T = 0 only: one compiled decoder fewer on a CPU
     argv += ["--smoke", "--temperatures", args.temperatures] if args.smoke else _gguf(args)
     argv += [] if args.requests is None else ["--requests", args.requests]
+    argv += [] if args.data_widths is None else ["--widths", args.data_widths]
     return _script("build_draft_data").main(argv)
 
 

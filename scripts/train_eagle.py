@@ -113,7 +113,7 @@ def train_on_shards(args) -> dict:
         progress=not args.no_progress,
     )  # fmt: skip
     trained_s = time.perf_counter() - start
-    command = "python scripts/train_eagle.py " + " ".join(sys.argv[1:])
+    command = "python scripts/train_eagle.py " + " ".join(args.argv)
     size = save_eagle(draft, params, out, {
         "target": args.target, "steps": len(losses), "command": command,
     })  # fmt: skip
@@ -173,6 +173,7 @@ def smoke(steps: int) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, however it was called
     if args.shards:
         metrics = train_on_shards(args)
         print(json.dumps({"out": args.out, "steps": metrics["steps"],

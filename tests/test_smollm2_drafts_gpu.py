@@ -89,3 +89,23 @@ def test_write_shards_stops_where_told_and_the_rerun_goes_on(tmp_path):
     second = draft_data.write_shards(tmp_path, _requests(10), _generate(calls), {}, 2,
                                      progress=False)  # fmt: skip
     assert calls == [4, 6, 8] and second["complete"] and second["target_tokens"] == 30
+
+
+def _driver():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("driver", ROOT / "scripts/smollm2_drafts_gpu.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    return driver
+
+
+def test_data_final_ends_the_data_stage_only_once_there_is_training_data():
+    driver = _driver()
+    partial = {"target_tokens_by_split": {"held_out": 50, "train": 70}, "complete": False}
+    held_only = {"target_tokens_by_split": {"held_out": 50}, "complete": False}
+    args = driver.parse_args(["--out", "o", "--target-tokens", "100"])
+    final = driver.parse_args(["--out", "o", "--target-tokens", "100", "--data-final"])
+    assert not driver._data_done(partial, args) and driver._data_done(partial, final)
+    assert not driver._data_done(held_only, final)  # nothing to train on yet: go on generating
+    assert driver._data_done(dict(partial, complete=True), args)
