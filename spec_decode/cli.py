@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--draft-dir",
         help="directory of smollm2-draft's or smollm2-eagle's weights (default: the installed "
-        "asset; smollm2-eagle's come from scripts/train_eagle.py --out DIR)",
+        "asset; scripts/distill_draft.py or scripts/train_eagle.py --out DIR write others)",
     )
     gen.add_argument("--mode", default="speculative", choices=("speculative", "autoregressive"))
     gen.add_argument(
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--draft-dir",
         help="directory of smollm2-draft's or smollm2-eagle's weights (default: the installed "
-        "asset; smollm2-eagle's come from scripts/train_eagle.py --out DIR)",
+        "asset; scripts/distill_draft.py or scripts/train_eagle.py --out DIR write others)",
     )
     demo.add_argument(
         "--gamma", type=GAMMA, default=4, help="draft tokens per round (default 4) or 'auto'"

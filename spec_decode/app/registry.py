@@ -4,7 +4,7 @@ A target bundles a model, its params and its tokenizer; a draft is built for a g
 
     name            what it is                                          needs
     smollm2-draft   the neural draft distilled from SmolLM2 (default)   assets/smollm2_draft/
-    smollm2-eagle   a block reading SmolLM2's features (EAGLE-style)    a directory (below)
+    smollm2-eagle   a block reading SmolLM2's features (EAGLE-style)    assets/smollm2_eagle/
     bigram          sparse bigram counts of SmolLM2-generated text      assets/smollm2_ngrams/
     unigram         unigram counts of SmolLM2-generated text            assets/smollm2_ngrams/
     prompt-lookup   copy what followed the current suffix earlier       nothing
@@ -16,7 +16,8 @@ there fails with an error saying so; ``prompt-lookup`` always works.
 
 ``smollm2-eagle``'s weights come from ``scripts/train_eagle.py --out DIR`` (layout:
 ``spec_decode.distill.eagle_checkpoint``): pass ``directory=DIR`` (the CLI's ``--draft-dir``);
-without one they are looked for in ``assets/smollm2_eagle/``, where none ship yet. It reads the
+without one they come from ``assets/smollm2_eagle/`` (the 1-layer draft of BENCHMARKS.md,
+2026-12-01; ``smollm2-draft`` beat it there, so it is not the default). It reads the
 target's hidden states, so the decoder calls the target through ``extend_features``: any
 ``SpeculativeDecoder`` built with it does (``contract.reads_features``).
 """
