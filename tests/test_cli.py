@@ -182,6 +182,26 @@ CHAT_PROMPTS = [
 ]
 
 
+def test_shipped_eagle_draft_decodes_greedy_equal_to_the_target(smollm2, capsys):
+    """``smollm2-eagle`` loads the shipped block by name and stays exact (float32, greedy)."""
+    from spec_decode.distill import eagle_checkpoint
+    from spec_decode.drafts.eagle import EagleDraft
+
+    assert (eagle_checkpoint.ASSET_DIR / "weights.npz").stat().st_size <= 16 * 2**20
+    draft, _ = registry.load_draft("smollm2-eagle", registry.load_target("smollm2-135m"))
+    assert isinstance(draft, EagleDraft) and draft.vocab_size == smollm2[0].vocab_size
+    common = ["generate", "--prompt", CHAT_PROMPTS[0], "--json", "--temperature", "0",
+              "--max-new-tokens", "12"]  # fmt: skip
+    code, out, _ = run(common + ["--mode", "autoregressive"], capsys)
+    assert code == 0
+    plain = _json_lines(out)
+    code, out, _ = run(common + ["--draft", "smollm2-eagle", "--gamma", "3"], capsys)
+    assert code == 0
+    eagle = _json_lines(out)
+    assert [s["tokens"] for s in eagle] == [s["tokens"] for s in plain]
+    assert eagle[0]["stats"]["draft_calls"] > 0
+
+
 def test_greedy_speculative_equals_autoregressive(smollm2, smollm2_draft_name, tmp_path, capsys):
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in CHAT_PROMPTS))
