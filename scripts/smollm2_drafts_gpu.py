@@ -67,6 +67,10 @@ def parse_args(argv=None):
     parser.add_argument("--neural-layers", type=int, default=2)
     parser.add_argument("--neural-subset", type=int, default=8192, help="head size M")
     parser.add_argument("--eagle-layers", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--eagle-rollout", type=int, default=1, help="train_eagle.py --rollout")
+    parser.add_argument(
+        "--eagle-noise", type=float, default=0.0, help="train_eagle.py --feature-noise"
+    )
     parser.add_argument("--batch", type=int, default=32, help="training sequences per step")
     parser.add_argument("--gamma", type=int, default=4)
     parser.add_argument("--new-tokens", type=int, default=128, help="per measured prompt")
@@ -132,6 +136,7 @@ def stage_neural(args, out: pathlib.Path) -> int:
 def stage_eagle(args, out: pathlib.Path) -> int:
     argv = ["--shards", str(out / "data"), "--out", str(out / "eagle"),
             "--layers", str(args.eagle_layers), "--seconds", str(args.train_seconds),
+            "--rollout", str(args.eagle_rollout), "--feature-noise", str(args.eagle_noise),
             "--batch", str(args.batch), "--gamma", str(args.gamma),
             "--new-tokens", str(args.new_tokens), "--eval-temperatures", args.temperatures,
             "--no-progress"]  # fmt: skip

@@ -57,6 +57,13 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=None, help="training wall-clock budget")
     parser.add_argument("--batch", type=int, default=32, help="training sequences per step")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument(
+        "--rollout", type=int, default=1,
+        help="passes per step; pass k + 1 reads pass k's predicted features (1: teacher forcing)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--feature-noise", type=float, default=0.0, help="uniform noise on the true features"
+    )
     parser.add_argument("--gamma", type=int, default=4, help="drafts per round when evaluating")
     parser.add_argument("--new-tokens", type=int, default=128, help="per evaluation prompt")
     parser.add_argument("--eval-per-category", type=int, default=32, help="held-out prompts")
@@ -69,6 +76,10 @@ def parse_args(argv=None):
         args.target = "smoke" if args.smoke else "smollm2"
     if args.shards and not args.out:
         parser.error("--shards needs --out (where the weights go)")
+    if args.rollout < 1:
+        parser.error(f"--rollout {args.rollout} is not allowed: an int >= 1")
+    if not args.feature_noise >= 0:
+        parser.error(f"--feature-noise {args.feature_noise:g} is not allowed: a number >= 0")
     if args.steps is None:
         args.steps = 150 if args.smoke and not args.shards else 40 if args.smoke else 3000
     if args.smoke and args.shards:  # tiny settings for what the command line left as default
@@ -110,7 +121,7 @@ def train_on_shards(args) -> dict:
     params, losses = train_eagle(
         target, target_params, draft, params, data.sequences, data.lengths, steps=args.steps,
         batch=args.batch, learning_rate=args.lr, seed=args.seed, seconds=args.seconds,
-        progress=not args.no_progress,
+        progress=not args.no_progress, rollout=args.rollout, noise=args.feature_noise,
     )  # fmt: skip
     trained_s = time.perf_counter() - start
     command = "python scripts/train_eagle.py " + " ".join(args.argv)
