@@ -58,9 +58,9 @@ def parse_args(argv=None):
     args.directories = {}
     for pair in args.draft_dir:
         name, _, directory = pair.partition("=")
-        if name not in registry.DIRECTORY_DRAFTS or not directory:
+        if name not in registry.DIRECTORY_DRAFTS or name not in args.draft_names or not directory:
             parser.error(f"--draft-dir {pair!r} is not allowed: NAME=DIR with NAME one of "
-                         f"{', '.join(registry.DIRECTORY_DRAFTS)}")  # fmt: skip
+                         f"{', '.join(registry.DIRECTORY_DRAFTS)}, also in --drafts")  # fmt: skip
         args.directories[name] = directory
     try:
         args.temperature_values = tuple(float(t) for t in args.temperatures.split(","))

@@ -181,6 +181,7 @@ def test_alpha_table_words_the_same_held_out_prompts_from_the_saved_set_as_the_s
 @pytest.mark.parametrize("argv, message", [
     (["--drafts", "trigram"], "--drafts 'trigram' is not allowed"),
     (["--draft-dir", "bigram=x"], "--draft-dir 'bigram=x' is not allowed"),
+    (["--draft-dir", "smollm2-eagle=x"], "also in --drafts"),  # not a draft it evaluates
     (["--per-category", "0"], "--per-category 0 is not allowed"),
     (["--temperatures", "0,-1"], "--temperatures '0,-1' is not allowed"),
 ])  # fmt: skip
@@ -188,3 +189,18 @@ def test_alpha_table_refuses_bad_arguments_by_name(argv, message, capsys):
     with pytest.raises(SystemExit):
         _script("alpha_table").parse_args(["--requests", "r.json.gz", "--out", "o", *argv])
     assert message in capsys.readouterr().err
+
+
+def test_alpha_table_markdown_puts_each_headline_alpha_in_its_column():
+    def report(*alphas):
+        names = ("held_out T=0", "held_out T=1", "demo T=0", "demo T=1")
+        return {n: {"all": {"alpha": a}} for n, a in zip(names, alphas, strict=True)}
+
+    text = _script("alpha_table").markdown(
+        {"bigram": report(0.19, 0.147, 0.16, None), "prompt-lookup": report(0.5, 0.1, 0.2, 0.3)},
+        (0.0, 1.0),
+    )
+    lines = text.splitlines()
+    assert lines[0] == "| draft | held_out T=0 | held_out T=1 | demo T=0 | demo T=1 |"
+    assert lines[2] == "| bigram | 0.190 | 0.147 | 0.160 | - |"  # None: nothing examined
+    assert lines[3] == "| prompt-lookup | 0.500 | 0.100 | 0.200 | 0.300 |"
